@@ -1,0 +1,1284 @@
+//! The heap: Go's allocator (TCMalloc's descendant) in Rust.
+//!
+//! ```text
+//!   ThreadCache (mcache)  one span per span class, per thread; bump through a bitmap word
+//!        │  refill / release whole spans
+//!   Central (mcentral)    per span class: partial/full × swept/unswept span lists
+//!        │  new spans / empty spans
+//!   PageHeap (mheap)      page runs with coalescing, grows by 64 MiB arenas
+//!        │
+//!   Arenas + os           reserved with mmap, committed in 1 MiB chunks
+//! ```
+//!
+//! # Allocation
+//!
+//! A thread allocates through its [`ThreadCache`], inside a [`CacheOp`] (the span of time in
+//! which the collector must not touch that cache). The fast path takes the lowest set bit of a
+//! cached word of free-slot bits: no lock and no atomic read-modify-write. When the cached span
+//! is exhausted the cache returns it to [`central`] and takes another, sweeping it first if it
+//! has not been swept this cycle; when central has none, the page heap carves a new span.
+//! Objects over 32 KiB get a span of their own straight from the page heap.
+//!
+//! Noscan objects under 16 bytes with no drop glue are packed into 16-byte *tiny blocks*
+//! ([`CacheOp::alloc_tiny`]); a tiny block lives while any object in it is reachable.
+//!
+//! # The collector's interface
+//!
+//! - **Mark bits** are set by any number of threads at once ([`Heap::mark`]).
+//! - **Allocate black**: while [`Heap::set_black`] is on, every new object is born marked.
+//! - **Sweep by span with a sweep generation**: [`Heap::begin_sweep`] makes the current mark
+//!   bits the verdict and turns every span "unswept"; spans are then swept one at a time by
+//!   whoever gets to each first ([`Heap::sweep_one`], a cache looking for space,
+//!   [`Heap::finish_sweep`]). Dead objects that need no drop are freed by a bitmap copy without
+//!   being touched; dead objects that need a drop are queued and dropped by
+//!   [`Heap::run_pending_drops`] (user code never runs inside an allocation), their slots
+//!   reclaimed by the next sweep.
+//! - **Idle caches**: the collector can flush a thread's cache while that thread is outside a
+//!   [`CacheOp`], through a Dekker handshake whose hot side costs the owner no fence
+//!   ([`crate::sync::asymmetric`]).
+
+pub mod addr;
+pub(crate) mod arena;
+pub mod bitmap;
+pub(crate) mod central;
+pub mod os;
+pub(crate) mod page_heap;
+pub mod size_class;
+pub mod span;
+pub mod thread_cache;
+
+use core::fmt;
+
+use crate::ptr::header::{DropState, ObjectHeader};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{Arc, Mutex};
+
+pub use addr::{Address, PAGE_SIZE};
+pub use size_class::{size_class_for, SizeClass, MAX_SMALL_SIZE};
+pub use span::{Span, SpanClass, NUM_SPAN_CLASSES, TINY_BLOCK};
+pub use thread_cache::{CacheOp, ThreadCache};
+
+use arena::ArenaTable;
+use bitmap::{tail_mask, BitIter};
+use central::{Central, Fullness};
+use page_heap::PageHeap;
+use span::{SpanRef, SweepGen};
+use thread_cache::CacheShared;
+
+/// Why an allocation failed. Nothing was allocated and nothing was lost.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AllocError {
+    /// The request cannot be represented (its size overflows the address space).
+    TooLarge {
+        /// Bytes requested (saturated).
+        bytes: usize,
+    },
+    /// The OS refused address space or memory.
+    OutOfMemory(os::OsError),
+    /// The heap's hard limit would be exceeded.
+    MemoryLimit {
+        /// The limit in bytes.
+        limit: usize,
+        /// Bytes of the refused request.
+        requested: usize,
+    },
+    /// The type's alignment exceeds what the heap supports (one page).
+    Unaligned {
+        /// The alignment asked for.
+        align: usize,
+    },
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocError::TooLarge { bytes } => {
+                write!(
+                    f,
+                    "gc-core: allocation of {bytes} bytes exceeds the address space"
+                )
+            }
+            AllocError::OutOfMemory(e) => write!(f, "gc-core: out of memory: {e}"),
+            AllocError::MemoryLimit { limit, requested } => write!(
+                f,
+                "gc-core: allocating {requested} bytes would exceed the heap limit of {limit} bytes"
+            ),
+            AllocError::Unaligned { align } => write!(
+                f,
+                "gc-core: alignment {align} is larger than the supported maximum of {PAGE_SIZE}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AllocError {}
+
+/// Heap settings.
+#[derive(Clone, Debug, Default)]
+pub struct HeapConfig {
+    /// Hard limit on bytes in spans in use; allocations beyond it fail with
+    /// [`AllocError::MemoryLimit`]. `None`: limited only by the OS.
+    pub limit: Option<usize>,
+}
+
+/// Per-span-class counters, updated per span (never per object).
+#[derive(Debug)]
+struct ClassCounters {
+    /// Objects handed out, cumulative. A cache counts a span's free slots when it takes the
+    /// span and takes back those it did not use when it releases it (Go's accounting).
+    allocated: AtomicU64,
+    /// Objects freed by sweeps, cumulative.
+    freed: AtomicU64,
+    /// Bytes of large objects handed out / freed (large classes only).
+    large_bytes_allocated: AtomicU64,
+    large_bytes_freed: AtomicU64,
+}
+
+impl ClassCounters {
+    fn new() -> Self {
+        ClassCounters {
+            allocated: AtomicU64::new(0),
+            freed: AtomicU64::new(0),
+            large_bytes_allocated: AtomicU64::new(0),
+            large_bytes_freed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// An object whose drop is due: found dead by a sweep, still occupying its slot.
+#[derive(Clone, Copy, Debug)]
+struct PendingDrop {
+    object: Address,
+}
+
+/// The allocation state word: `sweep_gen << 1 | black`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct AllocState(pub(crate) u64);
+
+impl AllocState {
+    #[inline(always)]
+    pub(crate) fn sweep_gen(self) -> SweepGen {
+        SweepGen((self.0 >> 1) as u32)
+    }
+
+    #[inline(always)]
+    pub(crate) fn black(self) -> bool {
+        self.0 & 1 == 1
+    }
+
+    fn new(sg: SweepGen, black: bool) -> Self {
+        AllocState((sg.0 as u64) << 1 | black as u64)
+    }
+}
+
+/// State shared by a heap and its thread caches.
+pub(crate) struct HeapShared {
+    pub(crate) page_heap: Mutex<PageHeap>,
+    pub(crate) central: Central,
+    /// See [`AllocState`]. Written by the collector (under `control`), read on every allocation.
+    pub(crate) state: AtomicU64,
+    /// Serialises the collector-side operations (state changes, sweeping rounds).
+    control: Mutex<()>,
+    /// Every live thread cache.
+    caches: Mutex<Vec<Arc<CacheShared>>>,
+    pending: Mutex<Vec<PendingDrop>>,
+    counters: Box<[ClassCounters]>,
+    drop_panics: AtomicU64,
+    objects_dropped: AtomicU64,
+    spans_swept: AtomicU64,
+}
+
+impl fmt::Debug for HeapShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeapShared")
+            .field("state", &self.load_state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A garbage-collected heap: arenas, spans, thread caches and the sweep machinery.
+///
+/// The process-wide heap behind `Gc` is one of these; tests and embedders can make their own.
+/// Cloning a `Heap` makes another handle to the same heap.
+#[derive(Clone, Debug)]
+pub struct Heap {
+    shared: Arc<HeapShared>,
+}
+
+impl Default for Heap {
+    fn default() -> Self {
+        Heap::new(HeapConfig::default())
+    }
+}
+
+impl Heap {
+    /// A new, empty heap. Reserves nothing until the first allocation.
+    pub fn new(config: HeapConfig) -> Heap {
+        crate::sync::asymmetric::init();
+        let sg = SweepGen(2);
+        Heap {
+            shared: Arc::new(HeapShared {
+                page_heap: Mutex::new(PageHeap::new(config.limit)),
+                central: Central::new(),
+                state: AtomicU64::new(AllocState::new(sg, false).0),
+                control: Mutex::new(()),
+                caches: Mutex::new(Vec::new()),
+                pending: Mutex::new(Vec::new()),
+                counters: (0..NUM_SPAN_CLASSES)
+                    .map(|_| ClassCounters::new())
+                    .collect(),
+                drop_panics: AtomicU64::new(0),
+                objects_dropped: AtomicU64::new(0),
+                spans_swept: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A new thread cache for this heap. Each thread that allocates uses its own; it returns its
+    /// spans to the heap when dropped (at thread exit for a thread-local one).
+    pub fn cache(&self) -> ThreadCache {
+        ThreadCache::new(self.shared.clone())
+    }
+
+    /// Reserves address space for `bytes` more without committing any of it.
+    pub fn reserve(&self, bytes: usize) -> Result<(), AllocError> {
+        self.shared.page_heap.lock().reserve(bytes)
+    }
+
+    /// The span holding `addr`, if `addr` is inside a span of some heap.
+    ///
+    /// # Safety
+    ///
+    /// - The span must stay in use while the reference is used: `addr` is inside an object
+    ///   that no sweep can free meanwhile (reachable, or its span is claimed or cached by the
+    ///   caller).
+    #[inline]
+    pub unsafe fn span_of<'a>(addr: Address) -> Option<&'a Span> {
+        ArenaTable::get().span_of(addr)
+    }
+
+    /// Sets the mark bit of the object (or tiny block) holding `addr`; true if this call set
+    /// it. Any number of threads may mark at once. Returns false for addresses outside the heap.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Heap::span_of`].
+    #[inline]
+    pub unsafe fn mark(&self, addr: Address) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { Heap::span_of(addr) }.is_some_and(|s| s.mark(addr))
+    }
+
+    /// Whether the object holding `addr` is marked.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Heap::span_of`].
+    pub unsafe fn is_marked(&self, addr: Address) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { Heap::span_of(addr) }.is_some_and(|s| s.is_marked(addr))
+    }
+
+    /// Turns allocate-black on or off: while on, every new object is born marked (DESIGN §6:
+    /// objects allocated during marking survive the cycle). Returns once every allocation that
+    /// was in progress has finished, so all later allocations see the new setting.
+    pub fn set_black(&self, on: bool) {
+        let _c = self.shared.control.lock();
+        let s = self.shared.load_state();
+        self.shared.publish(AllocState::new(s.sweep_gen(), on));
+    }
+
+    /// Starts a sweep: the current mark bits become the verdict on every object, every span
+    /// becomes unswept, and allocate-black is turned off. Returns once every allocation in
+    /// progress has finished and every idle cache has given its spans back.
+    ///
+    /// Finishes the previous sweep first if it is not done (Go's sweep termination).
+    pub fn begin_sweep(&self) {
+        self.finish_sweep();
+        let _c = self.shared.control.lock();
+        let s = self.shared.load_state();
+        self.shared
+            .publish(AllocState::new(s.sweep_gen().plus(2), false));
+        self.shared.flush_caches();
+    }
+
+    /// Sweeps one unswept span, if any is left; returns whether it did. For a background
+    /// sweeper that works in small steps.
+    pub fn sweep_one(&self) -> bool {
+        let sg = self.shared.load_state().sweep_gen();
+        for class in SpanClass::all() {
+            if let Some(s) = self.shared.central.pop_unswept(class, sg) {
+                self.shared.sweep_listed(s, sg);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Sweeps every span still unswept (including those idle caches held) and runs the drops
+    /// that sweeping queued. Afterwards no object of the cycle is left to reclaim.
+    pub fn finish_sweep(&self) {
+        {
+            let _c = self.shared.control.lock();
+            self.shared.flush_caches();
+        }
+        while self.sweep_one() {}
+        self.run_pending_drops();
+    }
+
+    /// Drops the objects that sweeping found dead and that need a drop. Each drop runs under
+    /// `catch_unwind`: a panic is counted ([`HeapStats::drop_panics`]) and the rest continue.
+    /// Returns how many objects were dropped. Their slots are reclaimed by the next sweep.
+    pub fn run_pending_drops(&self) -> usize {
+        let mut n = 0;
+        loop {
+            let batch = core::mem::take(&mut *self.shared.pending.lock());
+            if batch.is_empty() {
+                return n;
+            }
+            n += batch.len();
+            for p in batch {
+                // SAFETY: pending objects were found dead by a sweep (unmarked: unreachable),
+                // are dropped exactly once (their drop bit was cleared when they were queued)
+                // and still occupy their slots, whose headers were written at allocation.
+                unsafe { self.shared.drop_object(p.object) };
+            }
+        }
+    }
+
+    /// Heap statistics. Objects in spans that thread caches hold count as allocated, as in Go.
+    pub fn stats(&self) -> HeapStats {
+        self.shared.stats()
+    }
+
+    /// Checks the heap's internal consistency and panics with a description on the first
+    /// violation: free runs, page accounting, every listed span's bitmaps and counts. Thread
+    /// caches are flushed first. For tests and the `poison` debug feature.
+    pub fn verify(&self) {
+        {
+            let _c = self.shared.control.lock();
+            self.shared.flush_caches();
+        }
+        self.shared.verify();
+    }
+
+    /// Calls `f` on every allocated object (its slot address and span) in spans that no cache
+    /// holds. Flush caches first ([`ThreadCache::flush`]) to see everything.
+    pub fn for_each_object(&self, mut f: impl FnMut(Address, &Span)) {
+        for class in SpanClass::all() {
+            self.shared.central.for_each(class, |s| {
+                // SAFETY: listed spans are alive while the list lock is held.
+                let span = unsafe { s.get() };
+                let nw = span.alloc_bits.nwords();
+                for w in 0..nw {
+                    let t = if w + 1 == nw {
+                        tail_mask(span.nelems())
+                    } else {
+                        0
+                    };
+                    for b in BitIter(span.alloc_bits.word(w) & !t) {
+                        f(span.slot_addr(w * 64 + b), span);
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl HeapShared {
+    #[inline(always)]
+    pub(crate) fn load_state(&self) -> AllocState {
+        AllocState(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Publishes a new allocation state and waits until no allocation that may have read the
+    /// old one is still running (the collector's side of the cache handshake).
+    fn publish(&self, s: AllocState) {
+        self.state.store(s.0, Ordering::Relaxed);
+        crate::sync::asymmetric::heavy();
+        let caches: Vec<_> = self.caches.lock().clone();
+        for c in caches {
+            c.wait_not_busy();
+        }
+    }
+
+    /// Gives back the spans of every cache whose owner is outside an operation; busy caches
+    /// give theirs back themselves when they next see the changed state.
+    fn flush_caches(&self) {
+        let caches: Vec<_> = self.caches.lock().clone();
+        for c in caches {
+            c.flush_if_idle(self);
+        }
+    }
+
+    pub(crate) fn register_cache(&self, c: Arc<CacheShared>) {
+        self.caches.lock().push(c);
+    }
+
+    pub(crate) fn unregister_cache(&self, c: &Arc<CacheShared>) {
+        self.caches.lock().retain(|x| !Arc::ptr_eq(x, c));
+    }
+
+    pub(crate) fn count_allocated(&self, class: SpanClass, objects: i64) {
+        let c = &self.counters[class.index()].allocated;
+        if objects >= 0 {
+            c.fetch_add(objects as u64, Ordering::Relaxed);
+        } else {
+            c.fetch_sub(objects.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    /// Takes a span with at least one free slot for a thread cache; the span comes back swept
+    /// for `sg` and marked as cached (`sg + 3`).
+    pub(crate) fn cache_span(&self, class: SpanClass, sg: SweepGen) -> Result<SpanRef, AllocError> {
+        if let Some(s) = self.central.pop_swept_partial(class, sg) {
+            // SAFETY: a listed span is alive and now ours.
+            unsafe { s.get() }.set_sweep_gen(sg.plus(3));
+            return Ok(s);
+        }
+        // Sweep before reuse: a bounded number of unswept spans, keeping the first with room.
+        for _ in 0..100 {
+            let Some(s) = self.central.pop_unswept(class, sg) else {
+                break;
+            };
+            // SAFETY: as above.
+            let span = unsafe { s.get() };
+            if !span.try_claim_sweep(sg) {
+                continue;
+            }
+            match self.sweep_claimed(s, sg) {
+                Swept::HasRoom => {
+                    span.set_sweep_gen(sg.plus(3));
+                    return Ok(s);
+                }
+                Swept::Full => {
+                    span.set_sweep_gen(sg);
+                    self.central.push_swept(class, s, sg, Fullness::Full);
+                }
+                Swept::Freed => {}
+            }
+        }
+        let sc = class.size_class();
+        let s = self
+            .page_heap
+            .lock()
+            .alloc_span(sc.npages(), class, sg.plus(3))?;
+        Ok(SpanRef(s))
+    }
+
+    /// Returns a span a cache held. The cache has already written its allocations back to the
+    /// alloc bits.
+    pub(crate) fn uncache_span(&self, s: SpanRef, sg: SweepGen) {
+        // SAFETY: the cache hands over a span it owned; it is alive.
+        let span = unsafe { s.get() };
+        let g = span.sweep_gen();
+        if g == sg.plus(1) {
+            // Cached since before this sweep began: its marks are this cycle's verdict.
+            span.set_sweep_gen(sg.minus(1));
+            match self.sweep_claimed(s, sg) {
+                Swept::Freed => {}
+                Swept::HasRoom => self.list_swept(s, sg, Fullness::Partial),
+                Swept::Full => self.list_swept(s, sg, Fullness::Full),
+            }
+        } else {
+            debug_assert_eq!(g, sg.plus(3), "a cached span is either sg+1 or sg+3");
+            let f = if span.free_slots() > 0 {
+                Fullness::Partial
+            } else {
+                Fullness::Full
+            };
+            self.list_swept(s, sg, f);
+        }
+    }
+
+    fn list_swept(&self, s: SpanRef, sg: SweepGen, f: Fullness) {
+        // SAFETY: the caller owns the span.
+        let span = unsafe { s.get() };
+        span.set_sweep_gen(sg);
+        self.central.push_swept(span.class(), s, sg, f);
+    }
+
+    /// Sweeps a span taken from an unswept list (background sweeping, `finish_sweep`).
+    fn sweep_listed(&self, s: SpanRef, sg: SweepGen) {
+        // SAFETY: a listed span is alive and now ours.
+        let span = unsafe { s.get() };
+        if !span.try_claim_sweep(sg) {
+            // The generation moved on between reading it and popping: the span came from what
+            // is now a swept list. Put it back where it belongs.
+            let cur = self.load_state().sweep_gen();
+            if span.sweep_gen() == cur {
+                let f = if span.free_slots() > 0 {
+                    Fullness::Partial
+                } else {
+                    Fullness::Full
+                };
+                self.central.push_swept(span.class(), s, cur, f);
+            } else {
+                self.central.push_unswept(span.class(), s, cur);
+            }
+            return;
+        }
+        match self.sweep_claimed(s, sg) {
+            Swept::Freed => {}
+            Swept::HasRoom => self.list_swept(s, sg, Fullness::Partial),
+            Swept::Full => self.list_swept(s, sg, Fullness::Full),
+        }
+    }
+
+    /// Sweeps a span the caller has claimed (`sweep_gen == sg - 1`): dead objects that need no
+    /// drop are freed by rewriting the alloc bits from the mark bits, without touching them;
+    /// dead objects that need a drop are queued and keep their slots until the next sweep.
+    /// An empty span goes back to the page heap.
+    fn sweep_claimed(&self, s: SpanRef, sg: SweepGen) -> Swept {
+        // SAFETY: the caller's claim makes it the span's only user.
+        let span = unsafe { s.get() };
+        debug_assert_eq!(span.sweep_gen(), sg.minus(1));
+        let nw = span.alloc_bits.nwords();
+        let (mut live, mut freed) = (0usize, 0usize);
+        let mut queued = Vec::new();
+        for w in 0..nw {
+            let tail = if w + 1 == nw {
+                tail_mask(span.nelems())
+            } else {
+                0
+            };
+            let alloc = span.alloc_bits.word(w) & !tail;
+            let mark = span.mark_bits.word(w);
+            debug_assert_eq!(mark & tail, 0, "mark bit past the end of a span");
+            let drops = span.drop_bits.word(w);
+            let dead = alloc & !mark;
+            let dead_free = dead & !drops;
+            // Dead objects that need a drop: queue those not queued yet, keep those queued,
+            // free those already dropped. Only these dead objects are ever touched.
+            let (mut keep, mut dropped) = (0u64, 0u64);
+            for b in BitIter(dead & drops) {
+                let object = span.slot_addr(w * 64 + b);
+                // SAFETY: a drop bit marks a slot whose header was written at allocation.
+                let header = unsafe { &*object.as_mut_ptr::<ObjectHeader>() };
+                match header.drop_state() {
+                    DropState::NotQueued => {
+                        header.set_queued();
+                        queued.push(PendingDrop { object });
+                        keep |= 1 << b;
+                    }
+                    DropState::Queued => keep |= 1 << b,
+                    DropState::Dropped => dropped |= 1 << b,
+                }
+            }
+            #[cfg(feature = "poison")]
+            for b in BitIter(dead_free) {
+                poison_slot(span, w * 64 + b, 0);
+            }
+            if span.class().is_tiny() {
+                for b in BitIter(dead_free) {
+                    let roots = span.tiny_roots(span.slot_addr(w * 64 + b));
+                    debug_assert_eq!(roots.map(|r| r.load(Ordering::Relaxed)), Some(0));
+                }
+            }
+            span.drop_bits.set_word(w, drops & !dropped);
+            span.alloc_bits.set_word(w, mark | keep | tail);
+            span.mark_bits.set_word(w, 0);
+            live += (mark | keep).count_ones() as usize;
+            freed += (dead_free | dropped).count_ones() as usize;
+        }
+        span.alloc_count.store(live, Ordering::Release);
+        let class = span.class();
+        let counters = &self.counters[class.index()];
+        counters.freed.fetch_add(freed as u64, Ordering::Relaxed);
+        if class.is_large() && freed > 0 {
+            counters
+                .large_bytes_freed
+                .fetch_add(span.bytes() as u64, Ordering::Relaxed);
+        }
+        self.spans_swept.fetch_add(1, Ordering::Relaxed);
+        if !queued.is_empty() {
+            self.pending.lock().extend(queued);
+        }
+        if live == 0 {
+            // SAFETY: the span holds no object (none marked, none waiting for a drop) and the
+            // sweep claim makes us its only holder.
+            unsafe { self.page_heap.lock().free_span(s.0) };
+            Swept::Freed
+        } else if live < span.nelems() {
+            Swept::HasRoom
+        } else {
+            Swept::Full
+        }
+    }
+
+    /// Runs the drop of one dead object under `catch_unwind`.
+    ///
+    /// # Safety
+    ///
+    /// - `object` is the header address of a dead, initialised object that has not been
+    ///   dropped, in a span of this heap that stays allocated until the next sweep.
+    unsafe fn drop_object(&self, object: Address) {
+        // SAFETY: the caller guarantees an initialised header at `object`.
+        let header = unsafe { &*object.as_mut_ptr::<ObjectHeader>() };
+        let desc = header.descriptor();
+        if let Some(drop_fn) = desc.drop {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: the object is dead and dropped exactly once (caller's contract); its
+                // descriptor's drop fn matches its type.
+                unsafe { drop_fn(object.as_mut_ptr()) }
+            }));
+            if r.is_err() {
+                self.drop_panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        #[cfg(feature = "poison")]
+        if let Some(span) = ArenaTable::get().span_of(object) {
+            // Keep the header: it carries the drop state the next sweep reads.
+            poison_slot(
+                span,
+                span.slot_of(object),
+                core::mem::size_of::<ObjectHeader>(),
+            );
+        }
+        header.set_dropped();
+        self.objects_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn alloc_large(
+        &self,
+        bytes: usize,
+        noscan: bool,
+        needs_drop: bool,
+        state: AllocState,
+    ) -> Result<Address, AllocError> {
+        let npages = addr::checked_align_up(bytes, PAGE_SIZE)
+            .ok_or(AllocError::TooLarge { bytes })?
+            / PAGE_SIZE;
+        let sg = state.sweep_gen();
+        let class = SpanClass::large(noscan);
+        let s = self.page_heap.lock().alloc_span(npages.max(1), class, sg)?;
+        let s = SpanRef(s);
+        // SAFETY: just allocated; ours until listed.
+        let span = unsafe { s.get() };
+        span.alloc_bits.set_unsync(0);
+        span.alloc_count.store(1, Ordering::Release);
+        if needs_drop {
+            span.drop_bits.set_unsync(0);
+        }
+        if state.black() {
+            span.mark_bits.set_atomic(0);
+        }
+        let counters = &self.counters[class.index()];
+        counters.allocated.fetch_add(1, Ordering::Relaxed);
+        counters
+            .large_bytes_allocated
+            .fetch_add(span.bytes() as u64, Ordering::Relaxed);
+        let start = span.start();
+        self.central.push_swept(class, s, sg, Fullness::Full);
+        Ok(start)
+    }
+
+    fn stats(&self) -> HeapStats {
+        let ph = self.page_heap.lock();
+        let mut st = HeapStats {
+            reserved_bytes: ph.reserved,
+            committed_bytes: ph.committed,
+            span_bytes: ph.in_use_pages * PAGE_SIZE,
+            spans: ph.spans_in_use,
+            free_page_bytes: ph.free_pages() * PAGE_SIZE,
+            pending_drops: self.pending.lock().len(),
+            objects_dropped: self.objects_dropped.load(Ordering::Relaxed),
+            drop_panics: self.drop_panics.load(Ordering::Relaxed),
+            spans_swept: self.spans_swept.load(Ordering::Relaxed),
+            sweep_generation: self.load_state().sweep_gen().0,
+            unswept_spans: SpanClass::all()
+                .map(|c| self.central.unswept_len(c, self.load_state().sweep_gen()))
+                .sum(),
+            cheap_fences: crate::sync::asymmetric::is_cheap(),
+            ..HeapStats::default()
+        };
+        drop(ph);
+        for class in SpanClass::all() {
+            let c = &self.counters[class.index()];
+            let allocated = c.allocated.load(Ordering::Relaxed);
+            let freed = c.freed.load(Ordering::Relaxed);
+            let objects = allocated.saturating_sub(freed) as usize;
+            let bytes = if class.is_large() {
+                c.large_bytes_allocated
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(c.large_bytes_freed.load(Ordering::Relaxed))
+                    as usize
+            } else {
+                objects * class.size_class().size()
+            };
+            if allocated == 0 {
+                continue;
+            }
+            st.objects += objects;
+            st.object_bytes += bytes;
+            st.objects_allocated += allocated;
+            st.objects_freed += freed;
+            if class.is_tiny() {
+                st.tiny_bytes += bytes;
+            } else if class.is_noscan() {
+                st.noscan_bytes += bytes;
+            } else {
+                st.scan_bytes += bytes;
+            }
+            st.classes.push(ClassStats {
+                class,
+                object_size: if class.is_large() {
+                    0
+                } else {
+                    class.size_class().size()
+                },
+                objects,
+                bytes,
+                allocated,
+                freed,
+            });
+        }
+        st
+    }
+
+    fn verify(&self) {
+        self.page_heap.lock().verify();
+        let sg = self.load_state().sweep_gen();
+        let table = ArenaTable::get();
+        for class in SpanClass::all() {
+            self.central.for_each(class, |s| {
+                // SAFETY: listed spans are alive while the list lock is held.
+                let span = unsafe { s.get() };
+                assert_eq!(span.class(), class, "span listed under the wrong class");
+                let g = span.sweep_gen();
+                assert!(
+                    g == sg || g == sg.minus(2),
+                    "listed span with sweep_gen {g:?} at {sg:?}"
+                );
+                let nw = span.alloc_bits.nwords();
+                let tail = tail_mask(span.nelems());
+                assert_eq!(
+                    span.alloc_bits.word(nw - 1) & tail,
+                    tail,
+                    "tail slots must stay allocated"
+                );
+                let allocated = span.alloc_bits.count_ones() - tail.count_ones() as usize;
+                assert_eq!(
+                    allocated,
+                    span.alloc_count.load(Ordering::Relaxed),
+                    "alloc_count disagrees with alloc_bits in {span:?}"
+                );
+                for w in 0..nw {
+                    let alloc = span.alloc_bits.word(w);
+                    assert_eq!(
+                        span.drop_bits.word(w) & !alloc,
+                        0,
+                        "drop bit on a free slot"
+                    );
+                    if g == sg {
+                        assert_eq!(
+                            span.mark_bits.word(w) & !alloc,
+                            0,
+                            "mark bit on a free slot"
+                        );
+                    }
+                }
+                for p in 0..span.npages() {
+                    let a = span.start().add(p * PAGE_SIZE);
+                    let found = table.span_of(a).map(|x| x as *const Span);
+                    assert_eq!(found, Some(span as *const Span), "page map broken at {a:?}");
+                }
+            });
+        }
+    }
+}
+
+/// The outcome of sweeping one span.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Swept {
+    /// No object left: the span went back to the page heap.
+    Freed,
+    /// Some slots free.
+    HasRoom,
+    /// Every slot in use.
+    Full,
+}
+
+/// The byte freed slots are filled with under the `poison` feature.
+#[cfg(feature = "poison")]
+pub const POISON: u8 = 0xDB;
+
+/// Fills a free (or dropped) slot from byte `from` on with [`POISON`], so a use after free reads
+/// an unmistakable pattern.
+#[cfg(feature = "poison")]
+fn poison_slot(span: &Span, i: usize, from: usize) {
+    let a = span.slot_addr(i).add(from);
+    // SAFETY: the slot is free or holds a dropped, unreachable object, lies inside committed
+    // span memory, and no safe handle points at it.
+    unsafe { core::ptr::write_bytes(a.as_mut_ptr::<u8>(), POISON, span.elem_size() - from) };
+}
+
+impl Drop for HeapShared {
+    fn drop(&mut self) {
+        // Every cache is gone (each holds an `Arc` to us). Drop the objects that still need it
+        // (pending ones first), then give the memory back.
+        for p in core::mem::take(&mut *self.pending.lock()) {
+            // SAFETY: queued objects are dead, initialised and not yet dropped.
+            unsafe { self.drop_object(p.object) };
+        }
+        let mut spans = Vec::new();
+        for class in SpanClass::all() {
+            spans.extend(self.central.drain(class));
+        }
+        for s in &spans {
+            // SAFETY: drained spans are alive until the page heap is released below.
+            let span = unsafe { s.get() };
+            for i in span.drop_bits.ones().collect::<Vec<_>>() {
+                let object = span.slot_addr(i);
+                // SAFETY: a drop bit marks a slot whose header was written at allocation.
+                let state = unsafe { &*object.as_mut_ptr::<ObjectHeader>() }.drop_state();
+                if state == DropState::NotQueued {
+                    // SAFETY: an initialised object not yet dropped (queued ones were dropped
+                    // above); the memory stays mapped until `release_all`.
+                    unsafe { self.drop_object(object) };
+                }
+            }
+        }
+        let mut ph = self.page_heap.lock();
+        for s in spans {
+            // SAFETY: the heap is being torn down; nothing refers to its objects any more.
+            unsafe { ph.free_span(s.0) };
+        }
+        ph.release_all();
+    }
+}
+
+/// A snapshot of heap statistics.
+#[derive(Clone, Debug, Default)]
+pub struct HeapStats {
+    /// Address space reserved from the OS.
+    pub reserved_bytes: usize,
+    /// Address space made readable/writable (an upper bound on what the heap can make resident).
+    pub committed_bytes: usize,
+    /// Bytes in spans in use (whole pages).
+    pub span_bytes: usize,
+    /// Bytes in free page runs.
+    pub free_page_bytes: usize,
+    /// Spans in use.
+    pub spans: usize,
+    /// Objects allocated and not yet freed (tiny blocks count as one object each).
+    pub objects: usize,
+    /// Bytes of those objects, by slot size.
+    pub object_bytes: usize,
+    /// Of which in scan spans.
+    pub scan_bytes: usize,
+    /// Of which in noscan spans (tiny excluded).
+    pub noscan_bytes: usize,
+    /// Of which in tiny blocks.
+    pub tiny_bytes: usize,
+    /// Objects handed out since the heap was made.
+    pub objects_allocated: u64,
+    /// Objects freed by sweeps since the heap was made.
+    pub objects_freed: u64,
+    /// Dead objects whose drop is queued.
+    pub pending_drops: usize,
+    /// Objects dropped by the sweeper.
+    pub objects_dropped: u64,
+    /// Drops that panicked (caught and counted).
+    pub drop_panics: u64,
+    /// Spans swept.
+    pub spans_swept: u64,
+    /// The current sweep generation.
+    pub sweep_generation: u32,
+    /// Spans in central lists still waiting to be swept this cycle.
+    pub unswept_spans: usize,
+    /// Whether allocation's handshake runs without a hardware fence (`membarrier` available).
+    pub cheap_fences: bool,
+    /// Per span class with any allocation.
+    pub classes: Vec<ClassStats>,
+}
+
+/// Statistics of one span class.
+#[derive(Clone, Debug)]
+pub struct ClassStats {
+    /// The class.
+    pub class: SpanClass,
+    /// Slot size (0 for large objects).
+    pub object_size: usize,
+    /// Objects allocated and not yet freed.
+    pub objects: usize,
+    /// Their bytes.
+    pub bytes: usize,
+    /// Handed out since the heap was made.
+    pub allocated: u64,
+    /// Freed since the heap was made.
+    pub freed: u64,
+}
+
+/// The tiny block root count for a tiny object at `addr`, if `addr` is in a tiny span.
+///
+/// # Safety
+///
+/// - As for [`Heap::span_of`], for as long as the reference is used.
+pub unsafe fn tiny_roots_of<'a>(addr: Address) -> Option<&'a crate::sync::atomic::AtomicU32> {
+    // SAFETY: forwarded contract.
+    unsafe { Heap::span_of(addr) }?.tiny_roots(addr)
+}
+
+#[cfg(all(test, not(loom), not(miri)))]
+mod tests {
+    use super::*;
+    use crate::ptr::header::{ObjectHeader, TypeDescriptor};
+    use crate::sync::atomic::AtomicUsize;
+    use std::collections::HashSet;
+
+    fn class(size: usize, noscan: bool) -> SpanClass {
+        SpanClass::new(size_class_for(size, 8).unwrap(), noscan)
+    }
+
+    /// Allocates `n` objects of `size` bytes without drop glue.
+    fn alloc_n(cache: &mut ThreadCache, size: usize, n: usize) -> Vec<Address> {
+        let mut op = cache.op();
+        // SAFETY: no drop, so nothing reads the slots.
+        (0..n)
+            .map(|_| unsafe { op.alloc(class(size, true), false) }.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn allocations_are_distinct_aligned_and_in_spans() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        let mut seen = HashSet::new();
+        for size in [8, 16, 24, 32, 48, 64, 128, 1024, 4096, 32768] {
+            for a in alloc_n(&mut cache, size, 300) {
+                assert!(a.is_aligned(8));
+                assert!(seen.insert(a), "slot handed out twice");
+                // SAFETY: the objects are allocated and no sweep runs during this test.
+                let span = unsafe { Heap::span_of(a) }.unwrap();
+                assert_eq!(span.slot_addr(span.slot_of(a)), a);
+                assert!(span.elem_size() >= size);
+                // Writing the whole slot is allowed.
+                // SAFETY: the slot is ours, committed, and `elem_size` bytes long.
+                unsafe { core::ptr::write_bytes(a.as_mut_ptr::<u8>(), 0xAB, span.elem_size()) };
+            }
+        }
+        cache.flush();
+        heap.verify();
+        let st = heap.stats();
+        assert_eq!(st.objects, 3000);
+        assert!(st.noscan_bytes >= 300 * (8 + 16 + 24 + 32 + 48 + 64 + 128 + 1024 + 4096 + 32768));
+        assert_eq!(st.scan_bytes, 0);
+        assert!(st.committed_bytes >= st.span_bytes && st.reserved_bytes >= st.committed_bytes);
+    }
+
+    #[test]
+    fn sweep_frees_unmarked_and_keeps_marked() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        let objs = alloc_n(&mut cache, 32, 1000);
+        for a in objs.iter().step_by(3) {
+            // SAFETY: allocated objects, no sweep in progress.
+            assert!(unsafe { heap.mark(*a) });
+        }
+        heap.begin_sweep();
+        heap.finish_sweep();
+        heap.verify();
+        let st = heap.stats();
+        assert_eq!(st.objects, objs.len().div_ceil(3));
+        assert_eq!(
+            st.objects_freed as usize,
+            objs.len() - objs.len().div_ceil(3)
+        );
+        // Survivors keep their slots; new allocations reuse only freed slots.
+        let survivors: HashSet<_> = objs.iter().copied().step_by(3).collect();
+        let again = alloc_n(&mut cache, 32, 1000);
+        for a in &again {
+            assert!(!survivors.contains(a), "live slot reused");
+        }
+        let freed: HashSet<_> = objs
+            .iter()
+            .copied()
+            .filter(|a| !survivors.contains(a))
+            .collect();
+        assert!(again.iter().filter(|a| freed.contains(a)).count() >= freed.len() - 64);
+    }
+
+    #[test]
+    fn an_empty_span_goes_back_to_the_page_heap() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        alloc_n(&mut cache, 64, 5000);
+        cache.flush();
+        let before = heap.stats();
+        assert!(before.spans > 1);
+        heap.begin_sweep();
+        heap.finish_sweep();
+        let after = heap.stats();
+        assert_eq!(after.objects, 0);
+        assert_eq!(after.spans, 0);
+        assert_eq!(after.span_bytes, 0);
+        assert_eq!(after.free_page_bytes, after.reserved_bytes);
+        heap.verify();
+    }
+
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+
+    #[repr(C)]
+    struct Boxed {
+        header: ObjectHeader,
+        payload: u64,
+        panics: bool,
+    }
+
+    /// # Safety
+    ///
+    /// - `p` is the header address of a live `Boxed`.
+    unsafe fn drop_boxed(p: *mut u8) {
+        // SAFETY: the caller's contract.
+        let b = unsafe { &*(p as *const Boxed) };
+        assert_eq!(b.payload, 0xFEED, "dropped a slot that is not a Boxed");
+        DROPS.fetch_add(1, Ordering::Relaxed);
+        if b.panics {
+            panic!("test drop panics");
+        }
+    }
+
+    static BOXED: TypeDescriptor = TypeDescriptor {
+        trace: None,
+        drop: Some(drop_boxed),
+        size: core::mem::size_of::<Boxed>(),
+        align: 8,
+        name: "Boxed",
+    };
+
+    #[test]
+    fn dead_objects_with_drop_are_dropped_once_and_reclaimed_a_sweep_later() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        let mut objs = Vec::new();
+        {
+            let mut op = cache.op();
+            for i in 0..100 {
+                // SAFETY: the header is written before the operation ends.
+                let a = unsafe { op.alloc(class(24, true), true) }.unwrap();
+                let b = Boxed {
+                    header: ObjectHeader::new(&BOXED, 0),
+                    payload: 0xFEED,
+                    panics: i % 10 == 0,
+                };
+                // SAFETY: the slot is ours and 24+ bytes.
+                unsafe { a.as_mut_ptr::<Boxed>().write(b) };
+                objs.push(a);
+            }
+        }
+        let before = DROPS.load(Ordering::Relaxed);
+        let prev_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        heap.begin_sweep();
+        assert_eq!(heap.stats().objects_freed, 0);
+        heap.finish_sweep();
+        std::panic::set_hook(prev_hook);
+        assert_eq!(DROPS.load(Ordering::Relaxed) - before, 100);
+        let st = heap.stats();
+        assert_eq!(st.drop_panics, 10);
+        assert_eq!(st.objects_dropped, 100);
+        assert_eq!(
+            st.objects, 100,
+            "dropped objects keep their slots until the next sweep"
+        );
+        heap.verify();
+        heap.begin_sweep();
+        heap.finish_sweep();
+        assert_eq!(
+            DROPS.load(Ordering::Relaxed) - before,
+            100,
+            "dropped exactly once"
+        );
+        assert_eq!(heap.stats().objects, 0);
+        heap.verify();
+    }
+
+    #[test]
+    fn allocate_black_survives_the_sweep() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        let white = alloc_n(&mut cache, 16, 100);
+        heap.set_black(true);
+        let black = alloc_n(&mut cache, 16, 100);
+        {
+            let mut op = cache.op();
+            assert!(op.is_black());
+            // SAFETY: no drop glue, nothing reads the slots.
+            let big = unsafe { op.alloc_large(100_000, true, false) }.unwrap();
+            // SAFETY: allocated, no sweep in progress.
+            assert!(unsafe { heap.is_marked(big) });
+        }
+        heap.begin_sweep();
+        heap.finish_sweep();
+        for a in &black {
+            // SAFETY: black objects survive the sweep, so their span is alive.
+            assert!(unsafe { Heap::span_of(*a) }.is_some_and(|s| !s.is_free(s.slot_of(*a))));
+        }
+        let st = heap.stats();
+        assert_eq!(st.objects, 101);
+        assert!(white.iter().all(|a| !black.contains(a)));
+        heap.verify();
+    }
+
+    #[test]
+    fn tiny_objects_share_blocks_and_live_as_one() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        let mut objs = Vec::new();
+        {
+            let mut op = cache.op();
+            for _ in 0..64 {
+                // SAFETY: tiny objects have no drop and no handles.
+                objs.push(unsafe { op.alloc_tiny(8, 8) }.unwrap());
+            }
+            // Zero-sized objects get distinct addresses too.
+            // SAFETY: as above.
+            let (z1, z2) = unsafe { (op.alloc_tiny(0, 1).unwrap(), op.alloc_tiny(0, 1).unwrap()) };
+            assert_ne!(z1, z2);
+        }
+        // Two 8-byte objects per 16-byte block.
+        assert_eq!(objs[1], objs[0].add(8));
+        assert_eq!(objs[2].offset_from(objs[0]) % TINY_BLOCK, 0);
+        let st = heap.stats();
+        assert!(st.tiny_bytes > 0 && st.noscan_bytes == 0);
+        // Root count of the block, then mark only the second object of the first block.
+        // SAFETY: allocated, no sweep in progress.
+        let roots = unsafe { tiny_roots_of(objs[1]) }.unwrap();
+        roots.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { tiny_roots_of(objs[0]) }
+                .unwrap()
+                .load(Ordering::Relaxed),
+            1
+        );
+        roots.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { heap.mark(objs[1]) };
+        heap.begin_sweep();
+        heap.finish_sweep();
+        // The whole first block survives (both objects), everything else is freed.
+        let st = heap.stats();
+        assert_eq!(st.objects, 1);
+        heap.verify();
+    }
+
+    #[test]
+    fn large_objects_get_their_own_spans() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        let (a, b) = {
+            let mut op = cache.op();
+            // SAFETY: no drop glue.
+            unsafe {
+                (
+                    op.alloc_object(40_000, 8, false, false).unwrap(),
+                    op.alloc_large(3 << 20, true, false).unwrap(),
+                )
+            }
+        };
+        assert!(a.is_aligned(PAGE_SIZE) && b.is_aligned(PAGE_SIZE));
+        // SAFETY: allocated, no sweep in progress.
+        let sa = unsafe { Heap::span_of(a) }.unwrap();
+        assert!(sa.class().is_large() && !sa.class().is_noscan());
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { Heap::span_of(b.add((3 << 20) - 1)) }
+                .unwrap()
+                .start(),
+            b
+        );
+        // SAFETY: as above.
+        unsafe { core::ptr::write_bytes(b.as_mut_ptr::<u8>(), 7, 3 << 20) };
+        let st = heap.stats();
+        assert_eq!(st.objects, 2);
+        assert_eq!(st.scan_bytes, 40_960);
+        // SAFETY: as above.
+        unsafe { heap.mark(a) };
+        heap.begin_sweep();
+        heap.finish_sweep();
+        assert_eq!(heap.stats().objects, 1);
+        heap.verify();
+    }
+
+    #[test]
+    fn bad_requests_are_errors_not_aborts() {
+        let heap = Heap::new(HeapConfig {
+            limit: Some(1 << 20),
+        });
+        let mut cache = heap.cache();
+        let mut op = cache.op();
+        // SAFETY: failed allocations return no memory.
+        unsafe {
+            assert!(matches!(
+                op.alloc_large(usize::MAX - 3, true, false),
+                Err(AllocError::TooLarge { .. })
+            ));
+            assert!(matches!(
+                op.alloc_object(64, 1 << 14, true, false),
+                Err(AllocError::Unaligned { .. })
+            ));
+            let e = op.alloc_large(2 << 20, true, false).unwrap_err();
+            assert!(matches!(e, AllocError::MemoryLimit { .. }));
+            assert!(e.to_string().contains("heap limit"));
+            // Within the limit still works.
+            op.alloc(class(64, true), false).unwrap();
+        }
+        drop(op);
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        let mut op = cache.op();
+        // More address space than the machine has: an error from the OS, not an abort.
+        // SAFETY: as above.
+        let e = unsafe { op.alloc_large(1 << 47, true, false) }.unwrap_err();
+        assert!(matches!(e, AllocError::OutOfMemory(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_flushed_or_new_cache_keeps_working() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        let a = alloc_n(&mut cache, 48, 10);
+        cache.flush();
+        let b = alloc_n(&mut cache, 48, 10);
+        assert!(a.iter().all(|x| !b.contains(x)));
+        drop(cache);
+        let mut other = heap.cache();
+        let c = alloc_n(&mut other, 48, 10);
+        assert!(c.iter().all(|x| !a.contains(x) && !b.contains(x)));
+        drop(other);
+        heap.verify();
+        assert_eq!(heap.stats().objects, 30);
+    }
+
+    #[test]
+    fn the_collector_flushes_an_idle_threads_cache() {
+        let heap = Heap::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let h = heap.clone();
+        let t = std::thread::spawn(move || {
+            let mut cache = h.cache();
+            let objs = alloc_n(&mut cache, 32, 100);
+            tx.send(objs).unwrap();
+            // Idle, holding the cache, until told to go on.
+            done_rx.recv().unwrap();
+            let more = alloc_n(&mut cache, 32, 100);
+            assert_eq!(more.len(), 100);
+        });
+        let objs = rx.recv().unwrap();
+        // SAFETY: allocated; the idle thread's span is not swept before begin_sweep.
+        unsafe { heap.mark(objs[0]) };
+        heap.begin_sweep();
+        heap.finish_sweep();
+        // The idle thread's span was taken back and swept: 99 objects freed while it slept.
+        let st = heap.stats();
+        assert_eq!(st.objects_freed, 99);
+        assert_eq!(st.unswept_spans, 0);
+        heap.verify();
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(heap.stats().objects, 101);
+    }
+}

@@ -1,0 +1,504 @@
+//! Per-thread allocation caches (Go: `mcache`).
+//!
+//! A [`ThreadCache`] holds at most one span per span class and allocates from it without locks
+//! or atomic read-modify-writes: for each class it keeps a copy of one word of the span's
+//! free-slot bits, and an allocation takes its lowest set bit (`trailing_zeros`, then `x &= x -
+//! 1`). When the word runs out the cache loads the span's next word; when the span runs out it
+//! returns it to the central lists and takes another. The alloc bits in the span are brought up
+//! to date when the cache lets go of the span, which is why nothing else may read them while
+//! the span is cached.
+//!
+//! # Operations and the collector
+//!
+//! Allocation happens inside a [`CacheOp`] ([`ThreadCache::op`]): the owner writes an odd value
+//! to its `op_word` on entry and the next even value on exit. The collector needs two things
+//! from caches, and gets both from that word plus a `claimed` flag:
+//!
+//! - **Wait for operations in progress** (after it publishes a new allocation state, such as
+//!   "allocate black" or a new sweep generation): it reads `op_word`; if odd, it waits until
+//!   the value changes. Every operation that starts later reads the new state.
+//! - **Use an idle thread's cache** (to give back its spans at sweep start, so a thread that
+//!   sleeps forever does not pin unswept spans): it sets `claimed`, runs a heavy fence, and
+//!   waits until `op_word` is even; the owner, on entry, stores its odd value, runs a light
+//!   fence and reads `claimed`; if set, it backs out (storing the next even value) and waits.
+//!   Dekker's argument with [`crate::sync::asymmetric`] fences: either the owner sees the
+//!   claim, or the collector sees the owner busy and waits for it. The owner's fast path pays
+//!   two plain stores, two loads and a compiler fence (where `membarrier` is available).
+//!
+//! # Thread exit
+//!
+//! Dropping a cache gives all its spans back. A cache can be flushed at any time
+//! ([`ThreadCache::flush`]) and keeps working afterwards: it simply refills.
+
+use core::fmt;
+
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{asymmetric, yield_now, Arc, UnsafeCell};
+
+use super::addr::{Address, PAGE_SIZE};
+use super::size_class::size_class_for;
+use super::span::{SpanClass, SpanRef, SweepGen, NUM_SPAN_CLASSES, TINY_BLOCK};
+use super::{AllocError, AllocState, HeapShared};
+
+/// The cache's view of one span: a word of free-slot bits and where it maps to.
+#[derive(Clone, Copy)]
+struct CachedSpan {
+    /// Free slots of word `word` not handed out yet (1 = free).
+    bits: u64,
+    /// Address of slot `word * 64`.
+    word_base: usize,
+    elem_size: usize,
+    word: u32,
+    nwords: u32,
+    span: Option<SpanRef>,
+}
+
+impl CachedSpan {
+    const EMPTY: CachedSpan = CachedSpan {
+        bits: 0,
+        word_base: 0,
+        elem_size: 0,
+        word: 0,
+        nwords: 0,
+        span: None,
+    };
+}
+
+/// The tiny block being filled.
+#[derive(Clone, Copy)]
+struct Tiny {
+    /// Address of the block, 0 for none.
+    block: usize,
+    /// Bytes of it used.
+    offset: usize,
+    span: Option<SpanRef>,
+    slot: usize,
+}
+
+impl Tiny {
+    const NONE: Tiny = Tiny {
+        block: 0,
+        offset: 0,
+        span: None,
+        slot: 0,
+    };
+}
+
+/// The part of a cache only its current user (owner, or collector holding a claim) touches.
+struct CacheLocal {
+    seen: AllocState,
+    classes: [CachedSpan; NUM_SPAN_CLASSES],
+    tiny: Tiny,
+}
+
+/// The part of a cache the collector can reach. Registered with the heap.
+pub(crate) struct CacheShared {
+    /// Odd while the owner is inside an operation; written by the owner only.
+    op_word: AtomicU64,
+    /// Set while the collector holds the cache.
+    claimed: AtomicBool,
+    local: UnsafeCell<CacheLocal>,
+}
+
+// SAFETY: `local` is only accessed by whoever holds the cache per the op/claim protocol in the
+// module docs (the owner inside an operation, or the collector holding a claim), never both;
+// everything else is atomics.
+unsafe impl Sync for CacheShared {}
+// SAFETY: the span pointers inside are thread-agnostic (see `SpanRef`).
+unsafe impl Send for CacheShared {}
+
+impl CacheShared {
+    /// The owner's entry: see the module docs.
+    #[inline(always)]
+    fn enter(&self) {
+        let v = self.op_word.load(Ordering::Relaxed);
+        debug_assert!(v & 1 == 0, "nested cache operation");
+        self.op_word.store(v + 1, Ordering::Relaxed);
+        asymmetric::light();
+        if self.claimed.load(Ordering::Acquire) {
+            self.enter_contended(v);
+        }
+    }
+
+    #[cold]
+    fn enter_contended(&self, mut v: u64) {
+        loop {
+            // Back out, wait for the collector to let go, and try again.
+            v += 2;
+            self.op_word.store(v, Ordering::Release);
+            while self.claimed.load(Ordering::Acquire) {
+                yield_now();
+            }
+            self.op_word.store(v + 1, Ordering::Relaxed);
+            asymmetric::light();
+            if !self.claimed.load(Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn exit(&self) {
+        let v = self.op_word.load(Ordering::Relaxed);
+        self.op_word.store(v + 1, Ordering::Release);
+    }
+
+    /// Collector side: waits until an operation that was in progress (if any) has ended.
+    pub(crate) fn wait_not_busy(&self) {
+        let v = self.op_word.load(Ordering::Acquire);
+        if v & 1 == 1 {
+            while self.op_word.load(Ordering::Acquire) == v {
+                yield_now();
+            }
+        }
+    }
+
+    /// Collector side: claims the cache (waiting for the owner's current operation to end),
+    /// gives back all its spans, and lets go.
+    pub(crate) fn flush_if_idle(&self, heap: &HeapShared) {
+        self.claimed.store(true, Ordering::Relaxed);
+        asymmetric::heavy();
+        while self.op_word.load(Ordering::Acquire) & 1 == 1 {
+            yield_now();
+        }
+        // SAFETY: the claim is held and the owner is outside any operation, so we are the only
+        // user of `local` (module docs).
+        self.local.with_mut(|l| unsafe { (*l).release_all(heap) });
+        self.claimed.store(false, Ordering::Release);
+    }
+}
+
+impl CacheLocal {
+    /// Gives every span back and forgets the tiny block; adopts the heap's current state.
+    fn release_all(&mut self, heap: &HeapShared) {
+        let state = heap.load_state();
+        for i in 0..NUM_SPAN_CLASSES {
+            self.release(heap, i, state.sweep_gen());
+        }
+        self.tiny = Tiny::NONE;
+        self.seen = state;
+    }
+
+    /// Writes the cache's allocations back into the span of class `i` and returns it.
+    fn release(&mut self, heap: &HeapShared, i: usize, sg: SweepGen) {
+        let c = core::mem::replace(&mut self.classes[i], CachedSpan::EMPTY);
+        let Some(s) = c.span else { return };
+        // SAFETY: the span is cached by us, hence alive and ours.
+        let span = unsafe { s.get() };
+        // Words before `word` were used up; `word` keeps the bits not handed out.
+        for w in 0..c.word as usize {
+            span.alloc_bits.set_word(w, !0);
+        }
+        span.alloc_bits.set_word(c.word as usize, !c.bits);
+        let mut free = c.bits.count_ones() as usize;
+        for w in c.word as usize + 1..c.nwords as usize {
+            free += (!span.alloc_bits.word(w)).count_ones() as usize;
+        }
+        span.alloc_count
+            .store(span.nelems() - free, Ordering::Release);
+        heap.count_allocated(span.class(), -(free as i64));
+        heap.uncache_span(s, sg);
+    }
+}
+
+/// A thread's allocation cache. Not `Sync`: one thread allocates through it at a time.
+pub struct ThreadCache {
+    heap: Arc<HeapShared>,
+    shared: Arc<CacheShared>,
+}
+
+impl fmt::Debug for ThreadCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadCache")
+            .field("op_word", &self.shared.op_word.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThreadCache {
+    pub(crate) fn new(heap: Arc<HeapShared>) -> Self {
+        let shared = Arc::new(CacheShared {
+            op_word: AtomicU64::new(0),
+            claimed: AtomicBool::new(false),
+            local: UnsafeCell::new(CacheLocal {
+                seen: heap.load_state(),
+                classes: [CachedSpan::EMPTY; NUM_SPAN_CLASSES],
+                tiny: Tiny::NONE,
+            }),
+        });
+        heap.register_cache(shared.clone());
+        ThreadCache { heap, shared }
+    }
+
+    /// Starts an operation: until the returned guard is dropped, the collector does not touch
+    /// this cache and waits for the operation before it changes the allocation state.
+    #[inline(always)]
+    pub fn op(&mut self) -> CacheOp<'_> {
+        self.shared.enter();
+        CacheOp { cache: self }
+    }
+
+    /// Gives every cached span back to the heap. The cache keeps working: it refills on the
+    /// next allocation.
+    pub fn flush(&mut self) {
+        let op = self.op();
+        // SAFETY: inside our own operation we are the only user of `local`.
+        op.cache
+            .shared
+            .local
+            .with_mut(|l| unsafe { (*l).release_all(&op.cache.heap) });
+    }
+}
+
+impl Drop for ThreadCache {
+    fn drop(&mut self) {
+        self.flush();
+        self.heap.unregister_cache(&self.shared);
+    }
+}
+
+/// An allocation operation on a [`ThreadCache`]; see [`ThreadCache::op`].
+///
+/// Whatever the caller needs to do atomically with respect to the collector (writing the
+/// object's header, counting its first root) belongs inside the operation.
+pub struct CacheOp<'a> {
+    cache: &'a mut ThreadCache,
+}
+
+impl fmt::Debug for CacheOp<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheOp").finish_non_exhaustive()
+    }
+}
+
+impl Drop for CacheOp<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.cache.shared.exit();
+    }
+}
+
+impl CacheOp<'_> {
+    /// The cache's local state.
+    ///
+    /// # Safety
+    ///
+    /// - Only one reference from this function may be live at a time (callers take it once per
+    ///   method and do not keep it across calls).
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn local(&self) -> &mut CacheLocal {
+        // SAFETY: we are inside the owner's operation, so no collector claim is held (module
+        // docs) and the owner is the only user; uniqueness is the caller's contract.
+        self.cache.shared.local.with_mut(|l| unsafe { &mut *l })
+    }
+
+    /// Whether objects allocated now are born marked.
+    #[inline(always)]
+    pub fn is_black(&self) -> bool {
+        // SAFETY: a short-lived reference, not kept.
+        unsafe { self.local() }.seen.black()
+    }
+
+    /// Re-reads the heap's allocation state; on a new sweep generation, gives back every span
+    /// (they are unswept now and must be swept before reuse).
+    #[inline(always)]
+    fn sync_state(&mut self) -> AllocState {
+        let state = self.cache.heap.load_state();
+        // SAFETY: one reference, dropped before any other call.
+        let seen = unsafe { self.local() }.seen;
+        if state != seen {
+            self.state_changed(state);
+        }
+        state
+    }
+
+    #[cold]
+    fn state_changed(&mut self, state: AllocState) {
+        // SAFETY: one reference for the duration of this call.
+        let local = unsafe { self.local() };
+        if state.sweep_gen() != local.seen.sweep_gen() {
+            local.release_all(&self.cache.heap);
+        }
+        local.seen = state;
+    }
+
+    /// Allocates a slot of span class `class` (not tiny, not large) and returns its address.
+    /// The slot's content is unspecified.
+    ///
+    /// # Safety
+    ///
+    /// - If `needs_drop`, the caller must write a valid [`crate::ptr::header::ObjectHeader`] at
+    ///   the slot's start, whose descriptor's `drop` fits the slot's content, before this
+    ///   operation ends: the sweeper reads it once the object is dead.
+    #[inline(always)]
+    pub unsafe fn alloc(
+        &mut self,
+        class: SpanClass,
+        needs_drop: bool,
+    ) -> Result<Address, AllocError> {
+        debug_assert!(!class.is_large() && !class.is_tiny());
+        self.sync_state();
+        self.alloc_in(class, needs_drop).map(|(a, _, _)| a)
+    }
+
+    /// The fast path shared by [`CacheOp::alloc`] and the tiny allocator: returns the slot, its
+    /// index and its span.
+    #[inline(always)]
+    fn alloc_in(
+        &mut self,
+        class: SpanClass,
+        needs_drop: bool,
+    ) -> Result<(Address, usize, SpanRef), AllocError> {
+        // SAFETY: one reference, not kept across the calls below.
+        let local = unsafe { self.local() };
+        let black = local.seen.black();
+        let c = &mut local.classes[class.index()];
+        if c.bits == 0 {
+            self.refill(class)?;
+            return self.alloc_in(class, needs_drop);
+        }
+        let bit = c.bits.trailing_zeros() as usize;
+        c.bits &= c.bits - 1;
+        let addr = Address::new(c.word_base + bit * c.elem_size);
+        let slot = c.word as usize * 64 + bit;
+        let s = c.span.expect("a cache word with free bits has a span");
+        if needs_drop || black {
+            // SAFETY: the span is cached by us, hence alive.
+            let span = unsafe { s.get() };
+            if needs_drop {
+                span.drop_bits.set_unsync(slot);
+            }
+            if black {
+                span.mark_bits.set_atomic(slot);
+            }
+        }
+        Ok((addr, slot, s))
+    }
+
+    /// Makes `classes[class]` have a free bit: the span's next word, or another span.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, class: SpanClass) -> Result<(), AllocError> {
+        let heap = &*self.cache.heap;
+        // SAFETY: one reference for the duration of this call; `heap` is not `local`.
+        let local = unsafe { self.local() };
+        let sg = local.seen.sweep_gen();
+        let i = class.index();
+        loop {
+            let c = &mut local.classes[i];
+            if let Some(s) = c.span {
+                // SAFETY: cached by us, alive.
+                let span = unsafe { s.get() };
+                while c.word + 1 < c.nwords {
+                    c.word += 1;
+                    c.word_base += 64 * c.elem_size;
+                    c.bits = !span.alloc_bits.word(c.word as usize);
+                    if c.bits != 0 {
+                        return Ok(());
+                    }
+                }
+                local.release(heap, i, sg);
+            }
+            let s = heap.cache_span(class, sg)?;
+            // SAFETY: handed to us by `cache_span`, alive and ours.
+            let span = unsafe { s.get() };
+            heap.count_allocated(class, span.free_slots() as i64);
+            local.classes[i] = CachedSpan {
+                bits: !span.alloc_bits.word(0),
+                word_base: span.start().as_usize(),
+                elem_size: span.elem_size(),
+                word: 0,
+                nwords: span.alloc_bits.nwords() as u32,
+                span: Some(s),
+            };
+            if local.classes[i].bits != 0 {
+                return Ok(());
+            }
+            // The first word is full: the loop advances through the rest of the span.
+        }
+    }
+
+    /// Allocates `size` bytes (< 16, alignment ≤ 8) inside a tiny block: for noscan objects
+    /// with no drop glue and no header. Zero-sized requests take one byte, so distinct
+    /// allocations have distinct addresses. The tiny block's root count and mark bit stand for
+    /// every object in it.
+    ///
+    /// # Safety
+    ///
+    /// - The object must need no drop and hold no traced handle (nothing ever reads it but its
+    ///   owner).
+    #[inline]
+    pub unsafe fn alloc_tiny(&mut self, size: usize, align: usize) -> Result<Address, AllocError> {
+        debug_assert!(size < TINY_BLOCK && align.is_power_of_two() && align <= 8);
+        let size = size.max(1);
+        let state = self.sync_state();
+        {
+            // SAFETY: one reference, dropped before `alloc_in`.
+            let t = &mut unsafe { self.local() }.tiny;
+            let off = (t.offset + align - 1) & !(align - 1);
+            if t.block != 0 && off + size <= TINY_BLOCK {
+                t.offset = off + size;
+                if state.black() {
+                    let s = t.span.expect("a tiny block has a span");
+                    // SAFETY: the tiny block's span is cached by us (the block is forgotten
+                    // whenever spans are given back), hence alive.
+                    unsafe { s.get() }.mark_bits.set_atomic(t.slot);
+                }
+                return Ok(Address::new(t.block + off));
+            }
+        }
+        let (addr, slot, span) = self.alloc_in(SpanClass::TINY, false)?;
+        // SAFETY: one reference.
+        unsafe { self.local() }.tiny = Tiny {
+            block: addr.as_usize(),
+            offset: size,
+            span: Some(span),
+            slot,
+        };
+        Ok(addr)
+    }
+
+    /// Allocates a large object (a span of its own) of `bytes` bytes.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`CacheOp::alloc`].
+    pub unsafe fn alloc_large(
+        &mut self,
+        bytes: usize,
+        noscan: bool,
+        needs_drop: bool,
+    ) -> Result<Address, AllocError> {
+        let state = self.sync_state();
+        self.cache
+            .heap
+            .alloc_large(bytes, noscan, needs_drop, state)
+    }
+
+    /// Allocates an object of `size` bytes at alignment `align` in the right span class: a
+    /// size-classed slot, or a large span. (Tiny objects go through [`CacheOp::alloc_tiny`],
+    /// since they have no header and the caller must know.)
+    ///
+    /// # Safety
+    ///
+    /// - As for [`CacheOp::alloc`].
+    #[inline]
+    pub unsafe fn alloc_object(
+        &mut self,
+        size: usize,
+        align: usize,
+        noscan: bool,
+        needs_drop: bool,
+    ) -> Result<Address, AllocError> {
+        if align > PAGE_SIZE {
+            return Err(AllocError::Unaligned { align });
+        }
+        match size_class_for(size, align) {
+            // SAFETY: forwarded contract.
+            Some(sc) => unsafe { self.alloc(SpanClass::new(sc, noscan), needs_drop) },
+            // SAFETY: forwarded contract.
+            None => unsafe { self.alloc_large(size, noscan, needs_drop) },
+        }
+    }
+}

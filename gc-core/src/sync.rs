@@ -1,0 +1,291 @@
+//! The one place gc-core takes its concurrency primitives from.
+//!
+//! Every atomic, lock, cell shared between threads, thread spawn and fence in the crate comes
+//! from here, so that `RUSTFLAGS="--cfg loom"` swaps the whole crate onto loom's model-checked
+//! versions and the loom tests check the real code, not a copy (crossbeam-epoch's
+//! `primitive` module and tokio's `src/loom/` are the models for this file).
+//!
+//! # What is here
+//!
+//! - `atomic`: the atomic integer/pointer types, `Ordering` and `fence`.
+//! - [`UnsafeCell`]: loom's API shape (`with`/`with_mut`) over `core::cell::UnsafeCell`, so
+//!   loom can check that no access to the cell races with a write.
+//! - [`Mutex`]: `parking_lot::Mutex` normally (short critical sections on slow paths), loom's
+//!   mutex under loom; one API (`lock()` returns the guard) for both.
+//! - [`asymmetric`]: a pair of fences for Dekker-style handshakes where one side is hot (a
+//!   mutator's allocation or barrier) and the other is rare (the collector). The hot side pays a
+//!   compiler fence; the rare side pays a process-wide `membarrier(2)`.
+//!
+//! Clippy's `disallowed-types` keeps `std::sync` atomics and mutexes out of the rest of gc-core.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+#[cfg(not(loom))]
+#[allow(unused_imports)]
+pub(crate) mod atomic {
+    pub(crate) use core::sync::atomic::{
+        fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
+}
+
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) mod atomic {
+    pub(crate) use loom::sync::atomic::{
+        fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
+}
+
+/// Atomics that stay `core` atomics even under loom: tables that live in memory mapped from the
+/// OS (loom's atomics cannot be laid over raw memory) and statics (loom's have no `const fn new`).
+/// Each use says why its ordering does not need to be model-checked.
+#[allow(unused_imports)]
+pub(crate) mod raw_atomic {
+    pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+}
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
+
+#[cfg(not(loom))]
+pub(crate) use std::thread::yield_now;
+
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
+
+/// A mutual-exclusion lock with one API over `parking_lot` and loom.
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T> {
+    #[cfg(not(loom))]
+    inner: parking_lot::Mutex<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+/// The guard of a [`Mutex`].
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+/// The guard of a [`Mutex`].
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Mutex {
+            #[cfg(not(loom))]
+            inner: parking_lot::Mutex::new(value),
+            #[cfg(loom)]
+            inner: loom::sync::Mutex::new(value),
+        }
+    }
+
+    /// Locks the mutex. gc-core never panics while holding one of its locks in a way that
+    /// leaves data inconsistent, so loom's poisoning is unwrapped.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(not(loom))]
+        {
+            self.inner.lock()
+        }
+        #[cfg(loom)]
+        {
+            self.inner.lock().unwrap()
+        }
+    }
+}
+
+/// `core::cell::UnsafeCell` with loom's `with`/`with_mut` API.
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub(crate) struct UnsafeCell<T: ?Sized>(core::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(core::cell::UnsafeCell::new(value))
+    }
+}
+
+#[cfg(not(loom))]
+impl<T: ?Sized> UnsafeCell<T> {
+    /// Runs `f` with a shared raw pointer to the content.
+    #[inline(always)]
+    #[allow(dead_code)] // loom's API shape; readers that need no `&mut` use it
+
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a unique raw pointer to the content.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// Asymmetric fences: a cheap one for the hot side of a handshake, an expensive one for the
+/// rare side.
+///
+/// # The pattern
+///
+/// A mutator announces an operation with `busy.store(true)`, runs [`light`], then reads the
+/// collector's flag. The collector sets its flag, runs [`heavy`], then reads `busy`. Either the
+/// collector sees `busy == true` or the mutator sees the flag: never neither (Dekker).
+///
+/// With `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (Linux ≥ 4.14), `heavy` makes every
+/// running thread of the process execute a full memory barrier, so `light` need only stop the
+/// compiler from reordering. Where membarrier is unavailable (other systems, seccomp, loom) both
+/// sides use `fence(SeqCst)`, which is always correct, only slower on the hot side.
+///
+/// # Why the two sides agree
+///
+/// `light` may drop to a compiler fence only after it has read `MODE == MEMBARRIER`, and `MODE`
+/// becomes `MEMBARRIER` only after registration succeeded; from then on every `heavy` issues the
+/// syscall. A `heavy` that runs while `MODE` is still `UNKNOWN` registers first.
+pub(crate) mod asymmetric {
+    #[cfg(not(loom))]
+    use super::raw_atomic::{AtomicU8, Ordering};
+
+    #[cfg(not(loom))]
+    const UNKNOWN: u8 = 0;
+    #[cfg(not(loom))]
+    const MEMBARRIER: u8 = 1;
+    #[cfg(not(loom))]
+    const FENCE: u8 = 2;
+
+    /// How the fences are implemented in this process; decided once by [`init`].
+    #[cfg(not(loom))]
+    static MODE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    /// Decides, once, whether membarrier can be used. Idempotent and thread-safe.
+    #[cfg(not(loom))]
+    pub(crate) fn init() -> bool {
+        match MODE.load(Ordering::Acquire) {
+            MEMBARRIER => return true,
+            FENCE => return false,
+            _ => {}
+        }
+        let ok = membarrier::register();
+        // Racing initialisers all register (registration is idempotent) and store the same
+        // answer.
+        MODE.store(if ok { MEMBARRIER } else { FENCE }, Ordering::Release);
+        ok
+    }
+
+    /// Under loom both sides use real fences, which loom models.
+    #[cfg(loom)]
+    pub(crate) fn init() -> bool {
+        false
+    }
+
+    /// The hot side's fence. See the module docs.
+    #[inline(always)]
+    pub(crate) fn light() {
+        #[cfg(not(loom))]
+        {
+            if MODE.load(Ordering::Relaxed) == MEMBARRIER {
+                core::sync::atomic::compiler_fence(Ordering::SeqCst);
+            } else {
+                core::sync::atomic::fence(Ordering::SeqCst);
+            }
+        }
+        #[cfg(loom)]
+        loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The rare side's fence: a full barrier on every running thread of the process.
+    pub(crate) fn heavy() {
+        #[cfg(not(loom))]
+        {
+            core::sync::atomic::fence(Ordering::SeqCst);
+            if init() {
+                membarrier::barrier();
+            }
+        }
+        #[cfg(loom)]
+        loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Returns true when the hot side runs without a hardware fence.
+    pub(crate) fn is_cheap() -> bool {
+        #[cfg(not(loom))]
+        {
+            MODE.load(Ordering::Relaxed) == MEMBARRIER
+        }
+        #[cfg(loom)]
+        false
+    }
+
+    #[cfg(all(not(loom), target_os = "linux"))]
+    mod membarrier {
+        const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+        const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+        /// Registers the process for private expedited barriers; false if the kernel refuses.
+        pub(super) fn register() -> bool {
+            if std::env::var_os("GC_CORE_NO_MEMBARRIER").is_some() {
+                return false;
+            }
+            // SAFETY: membarrier takes two integer arguments and touches no memory of ours.
+            let r =
+                unsafe { libc::syscall(libc::SYS_membarrier, CMD_REGISTER_PRIVATE_EXPEDITED, 0) };
+            r == 0
+        }
+
+        /// Issues the process-wide barrier. Only called after `register` succeeded.
+        pub(super) fn barrier() {
+            // SAFETY: as in `register`; registration succeeded, so the command is accepted.
+            let r = unsafe { libc::syscall(libc::SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0) };
+            // The command cannot fail once registered (EINTR is not returned by membarrier);
+            // if it ever did, the mutators would be unprotected, so stop here.
+            assert_eq!(
+                r, 0,
+                "membarrier(PRIVATE_EXPEDITED) failed after registration"
+            );
+        }
+    }
+
+    #[cfg(all(not(loom), not(target_os = "linux")))]
+    mod membarrier {
+        pub(super) fn register() -> bool {
+            false
+        }
+        pub(super) fn barrier() {}
+    }
+
+    #[cfg(all(test, not(loom)))]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn init_is_idempotent_and_fences_run() {
+            let first = init();
+            assert_eq!(first, init());
+            assert_eq!(first, is_cheap());
+            light();
+            heavy();
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutex_and_cell_round_trip() {
+        let m = Mutex::new(1);
+        *m.lock() += 1;
+        assert_eq!(*m.lock(), 2);
+        let c = UnsafeCell::new(5);
+        // SAFETY: `c` is local and not shared, so the unique access cannot race.
+        c.with_mut(|p| unsafe { *p += 1 });
+        // SAFETY: as above.
+        assert_eq!(c.with(|p| unsafe { *p }), 6);
+    }
+}

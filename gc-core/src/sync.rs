@@ -113,7 +113,6 @@ impl<T: ?Sized> UnsafeCell<T> {
     /// Runs `f` with a shared raw pointer to the content.
     #[inline(always)]
     #[allow(dead_code)] // loom's API shape; readers that need no `&mut` use it
-
     pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
         f(self.0.get())
     }

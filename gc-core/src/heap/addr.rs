@@ -2,7 +2,7 @@
 //!
 //! The heap is carved into *arenas* of [`ARENA_SIZE`] bytes aligned to their size, each made of
 //! [`PAGE_SIZE`] pages. An address therefore splits into an arena number (its high bits) and a
-//! page within the arena, which is how [`super::arena::ArenaTable`] maps any address to its span
+//! page within the arena, which is how the arena table (`arena.rs`) maps any address to its span
 //! in O(1) (Go: `arenaIndex`, `spanOf`).
 
 use core::fmt;

@@ -17,6 +17,9 @@
 //! to it (by whatever handed it the object) after the entry was written, so a plain acquire
 //! load is enough. These tables use `core` atomics even under loom (see `sync::raw_atomic`).
 
+// The arena and page maps live in OS-mapped memory and statics, so they use `core` atomics
+// through `sync::raw_atomic` (see there) rather than the loom-swappable ones.
+
 use std::sync::OnceLock;
 
 use super::addr::{
@@ -186,6 +189,8 @@ impl ArenaTable {
     }
 
     /// Reserves `count` contiguous arenas and registers them.
+    // Boxed: the table holds raw pointers to arenas, which therefore must never move.
+    #[allow(clippy::vec_box)]
     pub(crate) fn new_arenas(&self, count: usize) -> Result<Vec<Box<Arena>>, os::OsError> {
         let bytes = count.checked_mul(ARENA_SIZE).ok_or(os::OsError {
             op: "reserve",
@@ -216,6 +221,7 @@ impl ArenaTable {
     }
 
     /// Unregisters an arena and unmaps its memory.
+    #[allow(clippy::boxed_local)] // the box is how arenas are owned; it is freed here
     pub(crate) fn remove_arena(&self, arena: Box<Arena>) {
         if let Some(e) = self.entry(arena.base.arena()) {
             e.store(core::ptr::null_mut(), Ordering::Release);

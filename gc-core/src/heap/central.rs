@@ -118,7 +118,7 @@ mod tests {
 
     fn fake(n: usize) -> SpanRef {
         // Never dereferenced: the lists only move pointers around.
-        SpanRef(NonNull::new((n * 64) as *mut _).unwrap())
+        SpanRef(NonNull::new(core::ptr::without_provenance_mut(n * 64)).unwrap())
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! A thread allocates through its [`ThreadCache`], inside a [`CacheOp`] (the span of time in
 //! which the collector must not touch that cache). The fast path takes the lowest set bit of a
 //! cached word of free-slot bits: no lock and no atomic read-modify-write. When the cached span
-//! is exhausted the cache returns it to [`central`] and takes another, sweeping it first if it
+//! is exhausted the cache returns it to the central lists (`central.rs`) and takes another, sweeping it first if it
 //! has not been swept this cycle; when central has none, the page heap carves a new span.
 //! Objects over 32 KiB get a span of their own straight from the page heap.
 //!
@@ -35,7 +35,7 @@
 //!   reclaimed by the next sweep.
 //! - **Idle caches**: the collector can flush a thread's cache while that thread is outside a
 //!   [`CacheOp`], through a Dekker handshake whose hot side costs the owner no fence
-//!   ([`crate::sync::asymmetric`]).
+//!   (`sync::asymmetric`).
 
 pub mod addr;
 pub(crate) mod arena;
@@ -1147,12 +1147,8 @@ mod tests {
         let roots = unsafe { tiny_roots_of(objs[1]) }.unwrap();
         roots.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { tiny_roots_of(objs[0]) }
-                .unwrap()
-                .load(Ordering::Relaxed),
-            1
-        );
+        let same_block = unsafe { tiny_roots_of(objs[0]) }.unwrap();
+        assert_eq!(same_block.load(Ordering::Relaxed), 1);
         roots.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: as above.
         unsafe { heap.mark(objs[1]) };
@@ -1183,12 +1179,8 @@ mod tests {
         let sa = unsafe { Heap::span_of(a) }.unwrap();
         assert!(sa.class().is_large() && !sa.class().is_noscan());
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { Heap::span_of(b.add((3 << 20) - 1)) }
-                .unwrap()
-                .start(),
-            b
-        );
+        let sb = unsafe { Heap::span_of(b.add((3 << 20) - 1)) }.unwrap();
+        assert_eq!(sb.start(), b);
         // SAFETY: as above.
         unsafe { core::ptr::write_bytes(b.as_mut_ptr::<u8>(), 7, 3 << 20) };
         let st = heap.stats();
@@ -1257,28 +1249,29 @@ mod tests {
         let heap = Heap::default();
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let h = heap.clone();
-        let t = std::thread::spawn(move || {
-            let mut cache = h.cache();
-            let objs = alloc_n(&mut cache, 32, 100);
-            tx.send(objs).unwrap();
-            // Idle, holding the cache, until told to go on.
-            done_rx.recv().unwrap();
-            let more = alloc_n(&mut cache, 32, 100);
-            assert_eq!(more.len(), 100);
+        std::thread::scope(|scope| {
+            let h = &heap;
+            scope.spawn(move || {
+                let mut cache = h.cache();
+                let objs = alloc_n(&mut cache, 32, 100);
+                tx.send(objs).unwrap();
+                // Idle, holding the cache, until told to go on.
+                done_rx.recv().unwrap();
+                let more = alloc_n(&mut cache, 32, 100);
+                assert_eq!(more.len(), 100);
+            });
+            let objs = rx.recv().unwrap();
+            // SAFETY: allocated; the idle thread's span is not swept before begin_sweep.
+            unsafe { heap.mark(objs[0]) };
+            heap.begin_sweep();
+            heap.finish_sweep();
+            // The idle thread's span was taken back and swept: 99 objects freed while it slept.
+            let st = heap.stats();
+            assert_eq!(st.objects_freed, 99);
+            assert_eq!(st.unswept_spans, 0);
+            heap.verify();
+            done_tx.send(()).unwrap();
         });
-        let objs = rx.recv().unwrap();
-        // SAFETY: allocated; the idle thread's span is not swept before begin_sweep.
-        unsafe { heap.mark(objs[0]) };
-        heap.begin_sweep();
-        heap.finish_sweep();
-        // The idle thread's span was taken back and swept: 99 objects freed while it slept.
-        let st = heap.stats();
-        assert_eq!(st.objects_freed, 99);
-        assert_eq!(st.unswept_spans, 0);
-        heap.verify();
-        done_tx.send(()).unwrap();
-        t.join().unwrap();
         assert_eq!(heap.stats().objects, 101);
     }
 }

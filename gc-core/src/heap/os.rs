@@ -1,6 +1,6 @@
 //! The only module that asks the OS for memory (Go: `mem_linux.go`'s sysReserve/sysMap/sysUnused).
 //!
-//! Three operations, each on page-aligned ranges:
+//! Four operations, each on page-aligned ranges:
 //!
 //! - [`reserve`]: take a range of address space with no access rights. It costs no memory:
 //!   the kernel backs nothing until pages are committed and touched.
@@ -8,7 +8,7 @@
 //!   and the first touch reads zeros.
 //! - [`decommit`]: give the physical pages of a committed range back (`MADV_DONTNEED`); the
 //!   range stays mapped and reads zeros afterwards. Used by the scavenger.
-//! - [`release`]: unmap.
+//! - [`release`]: unmap the range.
 //!
 //! Clippy's `disallowed-methods` forbids `libc::mmap`/`munmap`/`madvise`/`mprotect` everywhere
 //! else in gc-core.

@@ -21,7 +21,7 @@
 //!   sleeps forever does not pin unswept spans): it sets `claimed`, runs a heavy fence, and
 //!   waits until `op_word` is even; the owner, on entry, stores its odd value, runs a light
 //!   fence and reads `claimed`; if set, it backs out (storing the next even value) and waits.
-//!   Dekker's argument with [`crate::sync::asymmetric`] fences: either the owner sees the
+//!   Dekker's argument with `sync::asymmetric` fences: either the owner sees the
 //!   claim, or the collector sees the owner busy and waits for it. The owner's fast path pays
 //!   two plain stores, two loads and a compiler fence (where `membarrier` is available).
 //!

@@ -34,6 +34,8 @@
 //! leak of one object after two billion rooted handles, never a use-after-free). Concurrent
 //! racing increments can push the count at most a few thread-counts past 2^31, nowhere near 2^32.
 
+// The descriptor registry is a static, so it uses `core` atomics through `sync::raw_atomic`.
+
 use core::fmt;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -104,12 +106,24 @@ static REGISTRY: [AtomicPtr<TypeDescriptor>; REGISTRY_LEN] =
 static REGISTRY_LOCK: parking_lot::Mutex<usize> = parking_lot::Mutex::new(0);
 
 /// Encodes a descriptor as a 32-bit code.
+///
+/// Under Miri every descriptor goes through the registry: decoding an anchor-relative code
+/// recreates a pointer from an integer (exposed provenance), which Miri's strict-provenance
+/// mode rejects, and the registry path is the one that keeps provenance.
 #[inline(always)]
+#[cfg(miri)]
+fn encode(desc: &'static TypeDescriptor) -> u32 {
+    register(desc)
+}
+
+/// Encodes a descriptor as a 32-bit code.
+#[inline(always)]
+#[cfg(not(miri))]
 fn encode(desc: &'static TypeDescriptor) -> u32 {
     let diff =
         (desc as *const TypeDescriptor as isize).wrapping_sub(&ANCHOR as *const Anchor as isize);
     let units = diff >> 3;
-    if units >= -(1 << 30) && units < (1 << 30) {
+    if (-(1 << 30)..(1 << 30)).contains(&units) {
         ((units as i32) << 1) as u32
     } else {
         register(desc)
@@ -138,8 +152,9 @@ fn decode(code: u32) -> &'static TypeDescriptor {
         let units = (code as i32) >> 1;
         let addr = (&ANCHOR as *const Anchor as isize).wrapping_add((units as isize) << 3);
         // SAFETY: even codes are only produced by `encode` from a `&'static TypeDescriptor`
-        // at exactly this distance from the anchor.
-        unsafe { &*(addr as *const TypeDescriptor) }
+        // at exactly this distance from the anchor; `encode`'s pointer-to-integer cast exposed
+        // that descriptor's provenance, which this integer-to-pointer cast picks up.
+        unsafe { &*(addr as usize as *const TypeDescriptor) }
     } else {
         let p = REGISTRY[(code >> 1) as usize].load(RawOrdering::Acquire);
         // SAFETY: odd codes are only produced by `register` after storing a `&'static`

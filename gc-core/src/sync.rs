@@ -64,6 +64,10 @@ pub(crate) struct Mutex<T> {
     inner: loom::sync::Mutex<T>,
 }
 
+/// A mutex for process-wide statics (`parking_lot`'s, whose `new` is `const`; loom's is not).
+/// Only for state loom models never touch: they build their own collector instances.
+pub(crate) type StaticMutex<T> = parking_lot::Mutex<T>;
+
 /// The guard of a [`Mutex`].
 #[cfg(not(loom))]
 pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
@@ -78,6 +82,18 @@ impl<T> Mutex<T> {
             inner: parking_lot::Mutex::new(value),
             #[cfg(loom)]
             inner: loom::sync::Mutex::new(value),
+        }
+    }
+
+    /// Locks the mutex if it is free.
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        {
+            self.inner.try_lock()
+        }
+        #[cfg(loom)]
+        {
+            self.inner.try_lock().ok()
         }
     }
 

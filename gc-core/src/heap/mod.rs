@@ -179,12 +179,16 @@ pub(crate) struct HeapShared {
     pub(crate) state: AtomicU64,
     /// Serialises the collector-side operations (state changes, sweeping rounds).
     control: Mutex<()>,
-    /// Every live thread cache.
-    caches: Mutex<Vec<Arc<CacheShared>>>,
+    /// Every live thread cache, and whether the world is stopped (caches registered while it
+    /// is are born claimed).
+    caches: Mutex<CacheRegistry>,
     pending: Mutex<Vec<PendingDrop>>,
     counters: Box<[ClassCounters]>,
     drop_panics: AtomicU64,
     objects_dropped: AtomicU64,
+    /// Bytes handed out, net of what caches gave back unused (never reduced by sweeps): the
+    /// pacer's clock.
+    bytes_allocated: AtomicU64,
     spans_swept: AtomicU64,
 }
 
@@ -222,13 +226,17 @@ impl Heap {
                 central: Central::new(),
                 state: AtomicU64::new(AllocState::new(sg, false).0),
                 control: Mutex::new(()),
-                caches: Mutex::new(Vec::new()),
+                caches: Mutex::new(CacheRegistry {
+                    caches: Vec::new(),
+                    stopped: false,
+                }),
                 pending: Mutex::new(Vec::new()),
                 counters: (0..NUM_SPAN_CLASSES)
                     .map(|_| ClassCounters::new())
                     .collect(),
                 drop_panics: AtomicU64::new(0),
                 objects_dropped: AtomicU64::new(0),
+                bytes_allocated: AtomicU64::new(0),
                 spans_swept: AtomicU64::new(0),
             }),
         }
@@ -302,6 +310,35 @@ impl Heap {
         self.shared.flush_caches();
     }
 
+    /// Stops the world: claims every thread cache (those created meanwhile are born claimed) and
+    /// waits until no thread is inside an operation. Until the returned guard is dropped, every
+    /// thread that starts an operation on this heap waits. The caches' spans are given back, so
+    /// every allocated object is visible to [`Heap::for_each_object`].
+    ///
+    /// This is the stop-the-world collector's handshake; the concurrent collector replaces the
+    /// waiting with barriers.
+    pub fn stop_world(&self) -> WorldStop<'_> {
+        let control = self.shared.control.lock();
+        let caches = {
+            let mut reg = self.shared.caches.lock();
+            reg.stopped = true;
+            for c in &reg.caches {
+                c.claim();
+            }
+            reg.caches.clone()
+        };
+        crate::sync::asymmetric::heavy();
+        for c in &caches {
+            c.wait_claimed();
+            // SAFETY: claimed, and the owner is outside any operation.
+            unsafe { c.flush_claimed(&self.shared) };
+        }
+        WorldStop {
+            heap: self,
+            _control: control,
+        }
+    }
+
     /// Sweeps one unswept span, if any is left; returns whether it did. For a background
     /// sweeper that works in small steps.
     pub fn sweep_one(&self) -> bool {
@@ -346,6 +383,13 @@ impl Heap {
         }
     }
 
+    /// Bytes handed out since the heap was made (free slots in cached spans count, as in Go).
+    /// Monotonic up to what caches give back unused; the pacer measures growth with it.
+    #[inline]
+    pub fn allocated_bytes(&self) -> u64 {
+        self.shared.bytes_allocated.load(Ordering::Relaxed)
+    }
+
     /// Heap statistics. Objects in spans that thread caches hold count as allocated, as in Go.
     pub fn stats(&self) -> HeapStats {
         self.shared.stats()
@@ -385,6 +429,67 @@ impl Heap {
     }
 }
 
+/// The registry of thread caches.
+struct CacheRegistry {
+    caches: Vec<Arc<CacheShared>>,
+    stopped: bool,
+}
+
+/// The world is stopped while this lives; see [`Heap::stop_world`].
+pub struct WorldStop<'a> {
+    heap: &'a Heap,
+    _control: crate::sync::MutexGuard<'a, ()>,
+}
+
+impl fmt::Debug for WorldStop<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorldStop").finish_non_exhaustive()
+    }
+}
+
+impl WorldStop<'_> {
+    /// Starts a sweep with the world stopped (see [`Heap::begin_sweep`]): the current mark bits
+    /// become the verdict. The caches' spans were given back when the world stopped, and no
+    /// thread can allocate before the guard drops, so no span is cached across the change.
+    pub fn begin_sweep(&self) {
+        let shared = &self.heap.shared;
+        let s = shared.load_state();
+        shared.state.store(
+            AllocState::new(s.sweep_gen().plus(2), false).0,
+            Ordering::Relaxed,
+        );
+        // Caches adopt the new state when the owner next allocates (their span lists are
+        // empty); the heavy fence in `Drop` publishes the store before anyone is let back in.
+    }
+
+    /// Calls `f` on every allocated object (slot address and span). Nothing moves while the
+    /// world is stopped.
+    pub fn for_each_object(&self, f: impl FnMut(Address, &Span)) {
+        self.heap.for_each_object(f)
+    }
+
+    /// Calls `f` on every span in use.
+    pub fn for_each_span(&self, mut f: impl FnMut(&Span)) {
+        for class in SpanClass::all() {
+            self.heap.shared.central.for_each(class, |s| {
+                // SAFETY: listed spans are alive while the list lock is held.
+                f(unsafe { s.get() })
+            });
+        }
+    }
+}
+
+impl Drop for WorldStop<'_> {
+    fn drop(&mut self) {
+        crate::sync::asymmetric::heavy();
+        let mut reg = self.heap.shared.caches.lock();
+        reg.stopped = false;
+        for c in &reg.caches {
+            c.unclaim();
+        }
+    }
+}
+
 impl HeapShared {
     #[inline(always)]
     pub(crate) fn load_state(&self) -> AllocState {
@@ -396,8 +501,7 @@ impl HeapShared {
     fn publish(&self, s: AllocState) {
         self.state.store(s.0, Ordering::Relaxed);
         crate::sync::asymmetric::heavy();
-        let caches: Vec<_> = self.caches.lock().clone();
-        for c in caches {
+        for c in self.cache_list() {
             c.wait_not_busy();
         }
     }
@@ -405,26 +509,36 @@ impl HeapShared {
     /// Gives back the spans of every cache whose owner is outside an operation; busy caches
     /// give theirs back themselves when they next see the changed state.
     fn flush_caches(&self) {
-        let caches: Vec<_> = self.caches.lock().clone();
-        for c in caches {
+        for c in self.cache_list() {
             c.flush_if_idle(self);
         }
     }
 
     pub(crate) fn register_cache(&self, c: Arc<CacheShared>) {
-        self.caches.lock().push(c);
+        let mut reg = self.caches.lock();
+        if reg.stopped {
+            c.claim();
+        }
+        reg.caches.push(c);
     }
 
     pub(crate) fn unregister_cache(&self, c: &Arc<CacheShared>) {
-        self.caches.lock().retain(|x| !Arc::ptr_eq(x, c));
+        self.caches.lock().caches.retain(|x| !Arc::ptr_eq(x, c));
+    }
+
+    fn cache_list(&self) -> Vec<Arc<CacheShared>> {
+        self.caches.lock().caches.clone()
     }
 
     pub(crate) fn count_allocated(&self, class: SpanClass, objects: i64) {
         let c = &self.counters[class.index()].allocated;
+        let bytes = objects.unsigned_abs() * class.size_class().size() as u64;
         if objects >= 0 {
             c.fetch_add(objects as u64, Ordering::Relaxed);
+            self.bytes_allocated.fetch_add(bytes, Ordering::Relaxed);
         } else {
             c.fetch_sub(objects.unsigned_abs(), Ordering::Relaxed);
+            self.bytes_allocated.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 
@@ -1044,7 +1158,7 @@ mod tests {
         drop: Some(drop_boxed),
         size: core::mem::size_of::<Boxed>(),
         align: 8,
-        name: "Boxed",
+        name: || "Boxed",
     };
 
     #[test]

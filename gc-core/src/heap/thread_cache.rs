@@ -156,15 +156,43 @@ impl CacheShared {
     /// Collector side: claims the cache (waiting for the owner's current operation to end),
     /// gives back all its spans, and lets go.
     pub(crate) fn flush_if_idle(&self, heap: &HeapShared) {
-        self.claimed.store(true, Ordering::Relaxed);
+        self.claim();
         asymmetric::heavy();
+        self.wait_claimed();
+        // SAFETY: the claim is held and the owner is outside any operation.
+        unsafe { self.flush_claimed(heap) };
+        self.unclaim();
+    }
+
+    /// Collector side: sets the claim flag. The caller runs a heavy fence and
+    /// [`CacheShared::wait_claimed`] before touching the cache (several caches can share one
+    /// fence).
+    pub(crate) fn claim(&self) {
+        self.claimed.store(true, Ordering::Relaxed);
+    }
+
+    /// Collector side: after [`CacheShared::claim`] and a heavy fence, waits until the owner is
+    /// outside any operation; from then on the owner stays out until [`CacheShared::unclaim`].
+    pub(crate) fn wait_claimed(&self) {
         while self.op_word.load(Ordering::Acquire) & 1 == 1 {
             yield_now();
         }
-        // SAFETY: the claim is held and the owner is outside any operation, so we are the only
-        // user of `local` (module docs).
-        self.local.with_mut(|l| unsafe { (*l).release_all(heap) });
+    }
+
+    /// Collector side: lets the owner back in.
+    pub(crate) fn unclaim(&self) {
         self.claimed.store(false, Ordering::Release);
+    }
+
+    /// Gives back every span of a claimed cache.
+    ///
+    /// # Safety
+    ///
+    /// - The caller holds the claim and has waited for the owner ([`CacheShared::wait_claimed`]).
+    pub(crate) unsafe fn flush_claimed(&self, heap: &HeapShared) {
+        // SAFETY: with the claim held and the owner outside any operation, we are the only user
+        // of `local` (module docs).
+        self.local.with_mut(|l| unsafe { (*l).release_all(heap) });
     }
 }
 
@@ -219,6 +247,7 @@ impl ThreadCache {
     pub(crate) fn new(heap: Arc<HeapShared>) -> Self {
         let shared = Arc::new(CacheShared {
             op_word: AtomicU64::new(0),
+            // `register_cache` sets the claim if the world is stopped right now.
             claimed: AtomicBool::new(false),
             local: UnsafeCell::new(CacheLocal {
                 seen: heap.load_state(),

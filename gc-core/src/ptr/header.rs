@@ -56,14 +56,15 @@ pub struct TypeDescriptor {
     pub size: usize,
     /// Alignment of the whole object (at least 8).
     pub align: usize,
-    /// The type's name, for heap profiles and messages.
-    pub name: &'static str,
+    /// The type's name, for heap profiles and messages (a function because
+    /// `core::any::type_name` is not `const`).
+    pub name: fn() -> &'static str,
 }
 
 impl fmt::Debug for TypeDescriptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypeDescriptor")
-            .field("name", &self.name)
+            .field("name", &(self.name)())
             .field("size", &self.size)
             .field("align", &self.align)
             .field("scan", &self.trace.is_some())
@@ -172,7 +173,7 @@ pub struct ObjectHeader {
 impl fmt::Debug for ObjectHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ObjectHeader")
-            .field("type", &self.descriptor().name)
+            .field("type", &(self.descriptor().name)())
             .field("roots", &self.roots())
             .finish()
     }
@@ -263,7 +264,7 @@ mod tests {
         drop: None,
         size: 16,
         align: 8,
-        name: "test",
+        name: || "test",
     };
 
     #[test]
@@ -299,7 +300,7 @@ mod tests {
             drop: None,
             size: 8,
             align: 8,
-            name: "far",
+            name: || "far",
         }));
         let code = register(leaked);
         assert_eq!(code & 1, 1);

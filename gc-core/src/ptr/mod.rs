@@ -1,4 +1,10 @@
-//! Handles and the object header. `Gc`, `GcCell` and `GcSlot` join this module with the public
-//! API; the header is here already because the heap's sweeper reads it.
+//! Handles: [`Gc`], [`GcCell`], [`GcSlot`], and the object header they point at.
 
+pub mod cell;
+pub mod gc;
 pub mod header;
+pub mod slot;
+
+pub use cell::{BorrowError, GcCell, GcRef, GcRefMut};
+pub use gc::Gc;
+pub use slot::GcSlot;

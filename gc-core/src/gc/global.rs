@@ -1,0 +1,109 @@
+//! The process-wide collector and each thread's mutator state (crossbeam-epoch's `default.rs`).
+//!
+//! The collector is created on first use, from [`crate::configure`]'s settings or the
+//! environment's. Each thread gets a [`ThreadCache`] on its first operation, kept in a
+//! thread-local and flushed to the heap when the thread exits. An operation on a thread whose
+//! thread-locals are already torn down (a `Gc` dropped or cloned by another thread-local's
+//! destructor) uses a temporary cache instead: slower, equally correct.
+
+use std::cell::{Cell, RefCell};
+use std::sync::OnceLock;
+
+use super::Collector;
+use crate::config::{ConfigError, GcConfig};
+use crate::heap::{CacheOp, ThreadCache};
+use crate::sync::StaticMutex;
+
+static COLLECTOR: OnceLock<Collector> = OnceLock::new();
+static PENDING_CONFIG: StaticMutex<Option<GcConfig>> = StaticMutex::new(None);
+
+thread_local! {
+    static CACHE: RefCell<Option<ThreadCache>> = const { RefCell::new(None) };
+    static IN_COLLECTOR: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The process-wide collector.
+#[inline]
+pub(crate) fn collector() -> &'static Collector {
+    COLLECTOR.get_or_init(|| {
+        let config = PENDING_CONFIG
+            .lock()
+            .take()
+            .unwrap_or_else(GcConfig::from_env);
+        Collector::new(config)
+    })
+}
+
+pub(crate) fn configure(config: GcConfig) -> Result<(), ConfigError> {
+    let mut pending = PENDING_CONFIG.lock();
+    if COLLECTOR.get().is_some() {
+        return Err(ConfigError::AlreadyStarted);
+    }
+    *pending = Some(config);
+    Ok(())
+}
+
+/// Runs `f` inside a mutator operation on this thread's cache.
+///
+/// Panics if called from inside another operation on this thread (a `Trace` impl whose
+/// `root`/`unroot` creates, clones or drops handles breaks rule 7 of [`crate::Trace`]).
+#[inline]
+pub(crate) fn with_op<R>(f: impl FnOnce(&mut CacheOp<'_>) -> R) -> R {
+    let c = collector();
+    let mut f = Some(f);
+    let r = CACHE.try_with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            reentrant_operation()
+        };
+        let cache = slot.get_or_insert_with(|| c.heap.cache());
+        let mut op = cache.op();
+        (f.take().expect("called once"))(&mut op)
+    });
+    match r {
+        Ok(r) => r,
+        Err(_) => {
+            // This thread's locals are gone (thread exit): a temporary cache.
+            let mut cache = c.heap.cache();
+            let mut op = cache.op();
+            (f.take().expect("not called yet"))(&mut op)
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn reentrant_operation() -> ! {
+    panic!(
+        "gc-core: a GC operation started inside another one on the same thread; a Trace impl's \
+         root/unroot must not create, clone or drop Gc handles (rule 7 of gc_core::Trace)"
+    )
+}
+
+/// Whether this thread is running a collection cycle (including the drops it runs).
+pub(crate) fn in_collector() -> bool {
+    IN_COLLECTOR.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Marks this thread as running a cycle while alive.
+pub(crate) struct CollectorScope {
+    _private: (),
+}
+
+impl CollectorScope {
+    pub(crate) fn enter() -> Self {
+        let _ = IN_COLLECTOR.try_with(|c| c.set(true));
+        CollectorScope { _private: () }
+    }
+}
+
+impl Drop for CollectorScope {
+    fn drop(&mut self) {
+        let _ = IN_COLLECTOR.try_with(|c| c.set(false));
+    }
+}
+
+impl core::fmt::Debug for CollectorScope {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("CollectorScope")
+    }
+}

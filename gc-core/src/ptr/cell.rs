@@ -1,0 +1,410 @@
+//! `GcCell<T>`: interior mutability for any `T: Trace`, shareable across threads.
+//!
+//! A reader-writer borrow flag (one atomic word) guards the content: any number of shared
+//! borrows, or one mutable borrow. A conflicting borrow from another thread waits (yielding)
+//! until the conflict ends; the `try_` forms return an error instead. A conflicting borrow on
+//! the *same* thread can never end by waiting, so it panics with a message that says which
+//! borrow is in the way.
+//!
+//! # Roots (DESIGN §4)
+//!
+//! A cell outside the heap keeps its content's handles rooted, like any value outside the heap.
+//! A cell inside a heap object holds edges; while it is mutably borrowed the content is
+//! rooted (acquire: one mutator operation that roots everything in it; release: one that
+//! unroots what is left), so anything moved out during the borrow is a rooted handle and
+//! anything moved in is unrooted on release. The `ROOTED` bit of the flag word says the
+//! content is rooted by a borrow; the marker skips such a cell, since its handles are roots.
+//! The cost is O(content) per mutable borrow of a cell that holds handles, which is why
+//! `GcSlot` exists for hot single edges; a cell whose content holds no handles
+//! (`T::NO_SCAN`) pays nothing.
+
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::ops::{Deref, DerefMut};
+
+use crate::gc::global::with_op;
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::yield_now;
+use crate::trace::{Trace, Tracer};
+
+const WRITER: usize = 1 << (usize::BITS - 1);
+const ROOTED: usize = 1 << (usize::BITS - 2);
+const READERS: usize = ROOTED - 1;
+
+/// A `RefCell`-like cell for GC content that is `Sync`: readers or one writer, across threads.
+///
+/// ```
+/// use gc_core::{Gc, GcCell, Trace};
+///
+/// #[derive(Trace)]
+/// struct Dir {
+///     name: String,
+///     children: GcCell<Vec<Gc<Dir>>>,
+/// }
+///
+/// let root = Gc::new(Dir { name: "/".into(), children: GcCell::new(Vec::new()) });
+/// let etc = Gc::new(Dir { name: "etc".into(), children: GcCell::new(Vec::new()) });
+/// root.children.borrow_mut().push(etc);
+/// assert_eq!(root.children.borrow()[0].name, "etc");
+/// assert!(root.children.try_borrow_mut().is_ok());
+/// ```
+pub struct GcCell<T: Trace> {
+    /// `WRITER | ROOTED | readers`.
+    state: AtomicUsize,
+    /// The thread holding the mutable borrow (see [`thread_id`]), 0 when none.
+    writer: AtomicUsize,
+    /// Whether the content's handles are counted because the cell is outside the heap.
+    /// Changes only through `&mut self` (`root`/`unroot`).
+    content_rooted: bool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the borrow flag gives `&T` to readers and `&mut T` to one writer at a time, across
+// threads, like `RwLock<T>`; `T: Trace` implies `T: Send + Sync`.
+unsafe impl<T: Trace> Sync for GcCell<T> {}
+
+/// A small per-thread number: the address of a thread-local, never 0.
+fn thread_id() -> usize {
+    thread_local!(static ID: u8 = const { 0 });
+    ID.try_with(|x| x as *const u8 as usize)
+        .unwrap_or(usize::MAX)
+}
+
+thread_local! {
+    /// Cells this thread holds shared borrows of (to diagnose same-thread conflicts).
+    static READS: core::cell::RefCell<Vec<usize>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+fn note_read(cell: usize, add: bool) {
+    let _ = READS.try_with(|r| {
+        let mut r = r.borrow_mut();
+        if add {
+            r.push(cell);
+        } else if let Some(i) = r.iter().rposition(|&c| c == cell) {
+            r.swap_remove(i);
+        }
+    });
+}
+
+fn reads_here(cell: usize) -> bool {
+    READS
+        .try_with(|r| r.borrow().contains(&cell))
+        .unwrap_or(false)
+}
+
+/// Why a `try_borrow`/`try_borrow_mut` failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BorrowError {
+    /// The cell is mutably borrowed.
+    MutablyBorrowed {
+        /// By the calling thread (waiting would never end).
+        by_this_thread: bool,
+    },
+    /// The cell has shared borrows (only for `try_borrow_mut`).
+    Borrowed {
+        /// How many.
+        readers: usize,
+        /// Whether the calling thread holds one of them.
+        by_this_thread: bool,
+    },
+}
+
+impl fmt::Display for BorrowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BorrowError::MutablyBorrowed { by_this_thread } => write!(
+                f,
+                "GcCell is already mutably borrowed by {}",
+                if by_this_thread {
+                    "this thread"
+                } else {
+                    "another thread"
+                }
+            ),
+            BorrowError::Borrowed {
+                readers,
+                by_this_thread,
+            } => write!(
+                f,
+                "GcCell is already borrowed ({readers} shared borrow{}{})",
+                if readers == 1 { "" } else { "s" },
+                if by_this_thread {
+                    ", one of them by this thread"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BorrowError {}
+
+impl<T: Trace> GcCell<T> {
+    /// A cell holding `value`.
+    pub const fn new(value: T) -> Self {
+        GcCell {
+            state: AtomicUsize::new(0),
+            writer: AtomicUsize::new(0),
+            content_rooted: true,
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// The content, by value. (Only a cell you own: cells inside `Gc` objects stay there.)
+    pub fn into_inner(self) -> T {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again; the fields are read out once.
+        unsafe { core::ptr::read(this.value.get_mut()) }
+    }
+
+    /// Mutable access without borrowing (only a cell you own, through `&mut`).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    fn try_lock_shared(&self) -> Result<(), BorrowError> {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & WRITER != 0 {
+                let by_this_thread = self.writer.load(Ordering::Relaxed) == thread_id();
+                return Err(BorrowError::MutablyBorrowed { by_this_thread });
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    fn try_lock_exclusive(&self) -> Result<(), BorrowError> {
+        match self
+            .state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                self.writer.store(thread_id(), Ordering::Relaxed);
+                Ok(())
+            }
+            Err(s) if s & WRITER != 0 => Err(BorrowError::MutablyBorrowed {
+                by_this_thread: self.writer.load(Ordering::Relaxed) == thread_id(),
+            }),
+            Err(s) => Err(BorrowError::Borrowed {
+                readers: s & READERS,
+                by_this_thread: reads_here(self.addr()),
+            }),
+        }
+    }
+
+    /// A shared borrow, or why not (never waits).
+    pub fn try_borrow(&self) -> Result<GcRef<'_, T>, BorrowError> {
+        self.try_lock_shared()?;
+        note_read(self.addr(), true);
+        Ok(GcRef { cell: self })
+    }
+
+    /// A mutable borrow, or why not (never waits).
+    pub fn try_borrow_mut(&self) -> Result<GcRefMut<'_, T>, BorrowError> {
+        self.try_lock_exclusive()?;
+        Ok(self.acquired_mut())
+    }
+
+    /// A shared borrow. Waits while another thread holds the mutable borrow.
+    ///
+    /// # Panics
+    ///
+    /// If this thread holds the mutable borrow.
+    pub fn borrow(&self) -> GcRef<'_, T> {
+        loop {
+            match self.try_borrow() {
+                Ok(r) => return r,
+                Err(
+                    e @ BorrowError::MutablyBorrowed {
+                        by_this_thread: true,
+                    },
+                ) => {
+                    panic!("{e}: cannot borrow it immutably as well")
+                }
+                Err(_) => yield_now(),
+            }
+        }
+    }
+
+    /// The mutable borrow. Waits while other threads hold borrows.
+    ///
+    /// # Panics
+    ///
+    /// If this thread holds a borrow of the cell (waiting would never end).
+    pub fn borrow_mut(&self) -> GcRefMut<'_, T> {
+        loop {
+            match self.try_borrow_mut() {
+                Ok(r) => return r,
+                Err(
+                    e @ (BorrowError::MutablyBorrowed {
+                        by_this_thread: true,
+                    }
+                    | BorrowError::Borrowed {
+                        by_this_thread: true,
+                        ..
+                    }),
+                ) => panic!("{e}: cannot borrow it mutably"),
+                Err(_) => yield_now(),
+            }
+        }
+    }
+
+    /// Replaces the content, returning the old value.
+    pub fn replace(&self, value: T) -> T {
+        core::mem::replace(&mut *self.borrow_mut(), value)
+    }
+
+    /// Takes the content, leaving `T::default()`.
+    pub fn take(&self) -> T
+    where
+        T: Default,
+    {
+        self.replace(T::default())
+    }
+
+    /// Called with the exclusive flag held: roots the content of a heap cell.
+    fn acquired_mut(&self) -> GcRefMut<'_, T> {
+        if !T::NO_SCAN && !self.content_rooted {
+            with_op(|_| {
+                // SAFETY: we hold the exclusive flag, so nobody else accesses the value.
+                unsafe { (*self.value.get()).root() };
+                self.state.fetch_or(ROOTED, Ordering::Release);
+            });
+        }
+        GcRefMut { cell: self }
+    }
+
+    /// Called when the mutable borrow ends: unroots the content of a heap cell, then releases.
+    fn release_mut(&self) {
+        if !T::NO_SCAN && !self.content_rooted {
+            with_op(|_| {
+                // SAFETY: we still hold the exclusive flag. The cell is heap content reached
+                // by tracing (it is not `content_rooted`), so its handles may become edges.
+                unsafe { (*self.value.get()).unroot() };
+                self.state.fetch_and(!ROOTED, Ordering::Release);
+            });
+        }
+        self.writer.store(0, Ordering::Relaxed);
+        self.state.fetch_and(!WRITER, Ordering::Release);
+    }
+}
+
+/// A shared borrow of a [`GcCell`].
+pub struct GcRef<'a, T: Trace> {
+    cell: &'a GcCell<T>,
+}
+
+impl<T: Trace> Deref for GcRef<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a shared borrow is held: no `&mut` exists.
+        unsafe { &*self.cell.value.get() }
+    }
+}
+
+impl<T: Trace> Drop for GcRef<'_, T> {
+    fn drop(&mut self) {
+        note_read(self.cell.addr(), false);
+        self.cell.state.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// The mutable borrow of a [`GcCell`].
+pub struct GcRefMut<'a, T: Trace> {
+    cell: &'a GcCell<T>,
+}
+
+impl<T: Trace> Deref for GcRefMut<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the exclusive borrow is held by this guard.
+        unsafe { &*self.cell.value.get() }
+    }
+}
+
+impl<T: Trace> DerefMut for GcRefMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the exclusive borrow is held by this guard, which is borrowed mutably.
+        unsafe { &mut *self.cell.value.get() }
+    }
+}
+
+impl<T: Trace> Drop for GcRefMut<'_, T> {
+    fn drop(&mut self) {
+        self.cell.release_mut();
+    }
+}
+
+impl<T: Trace + fmt::Debug> fmt::Debug for GcRef<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: Trace + fmt::Debug> fmt::Debug for GcRefMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: Trace + fmt::Debug> fmt::Debug for GcCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.try_borrow() {
+            Ok(v) => f.debug_struct("GcCell").field("value", &*v).finish(),
+            Err(_) => f
+                .debug_struct("GcCell")
+                .field("value", &format_args!("<borrowed>"))
+                .finish(),
+        }
+    }
+}
+
+impl<T: Trace + Default> Default for GcCell<T> {
+    fn default() -> Self {
+        GcCell::new(T::default())
+    }
+}
+
+// SAFETY: the content's handles are the cell's: `trace` reports them unless a mutable borrow
+// has rooted them (then they are roots and the writer may be changing them, so the cell is
+// skipped); `root`/`unroot` go through `&mut self`, so no borrow is live, and are idempotent
+// via `content_rooted`.
+unsafe impl<T: Trace> Trace for GcCell<T> {
+    const NO_SCAN: bool = T::NO_SCAN;
+
+    fn trace(&self, tracer: &mut Tracer) {
+        if T::NO_SCAN || self.state.load(Ordering::Acquire) & ROOTED != 0 {
+            return;
+        }
+        // SAFETY: the content is not rooted by a mutable borrow, so no writer is changing it:
+        // a writer sets ROOTED (inside an operation, which marking excludes) before it gets
+        // `&mut`, and clears it (likewise) only when its guard is being dropped.
+        unsafe { (*self.value.get()).trace(tracer) }
+    }
+
+    fn root(&mut self) {
+        if !self.content_rooted {
+            self.value.get_mut().root();
+            self.content_rooted = true;
+        }
+    }
+
+    unsafe fn unroot(&mut self) {
+        if self.content_rooted {
+            // SAFETY: forwarded contract: this cell is heap content reached by tracing.
+            unsafe { self.value.get_mut().unroot() };
+            self.content_rooted = false;
+        }
+    }
+}

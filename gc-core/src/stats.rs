@@ -1,0 +1,164 @@
+//! Collector statistics: [`GcStats`], from [`crate::stats`].
+
+use core::fmt;
+use std::time::Duration;
+
+/// Percentiles of a set of durations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// Number of samples.
+    pub count: u64,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Largest.
+    pub max: Duration,
+    /// Sum of all samples.
+    pub total: Duration,
+}
+
+/// Keeps the last `CAP` samples for percentiles and exact count/max/total over all of them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Samples {
+    recent: Vec<Duration>,
+    next: usize,
+    count: u64,
+    max: Duration,
+    total: Duration,
+}
+
+impl Samples {
+    const CAP: usize = 1 << 16;
+
+    pub(crate) fn record(&mut self, d: Duration) {
+        if self.recent.len() < Self::CAP {
+            self.recent.push(d);
+        } else {
+            self.recent[self.next] = d;
+            self.next = (self.next + 1) % Self::CAP;
+        }
+        self.count += 1;
+        self.max = self.max.max(d);
+        self.total += d;
+    }
+
+    pub(crate) fn histogram(&self) -> Histogram {
+        let mut v = self.recent.clone();
+        v.sort_unstable();
+        let pick = |q: f64| -> Duration {
+            if v.is_empty() {
+                Duration::ZERO
+            } else {
+                v[((v.len() - 1) as f64 * q).round() as usize]
+            }
+        };
+        Histogram {
+            count: self.count,
+            p50: pick(0.5),
+            p99: pick(0.99),
+            max: self.max,
+            total: self.total,
+        }
+    }
+}
+
+/// A snapshot of the collector's statistics.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct GcStats {
+    /// Completed collection cycles.
+    pub cycles: u64,
+    /// Objects allocated since start (slots handed to thread caches, Go's accounting).
+    pub objects_allocated: u64,
+    /// Objects freed by sweeps since start.
+    pub objects_freed: u64,
+    /// Objects currently allocated.
+    pub objects: usize,
+    /// Bytes currently allocated (slot sizes).
+    pub bytes: usize,
+    /// Of which in scan spans (traced).
+    pub scan_bytes: usize,
+    /// Of which in noscan spans (never traced; tiny blocks included).
+    pub noscan_bytes: usize,
+    /// Bytes found live by the last mark.
+    pub live_bytes_after_mark: usize,
+    /// Objects found live by the last mark.
+    pub live_objects_after_mark: usize,
+    /// Bytes in spans (whole pages).
+    pub heap_bytes: usize,
+    /// Bytes committed from the OS.
+    pub committed_bytes: usize,
+    /// The heap size at which the next automatic cycle starts (0 when automatic collection
+    /// is off).
+    pub goal_bytes: usize,
+    /// Objects dropped by the collector.
+    pub objects_dropped: u64,
+    /// `Drop` impls that panicked while the collector ran them (caught and counted).
+    pub drop_panics: u64,
+    /// Stop-the-world pauses (mark setup to mark termination, today the whole mark).
+    pub pauses: Histogram,
+    /// Marking time per cycle.
+    pub mark: Histogram,
+    /// Sweeping time per cycle (the part the collecting thread does).
+    pub sweep: Histogram,
+    /// The last cycle's pause.
+    pub last_pause: Duration,
+}
+
+impl fmt::Display for GcStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "cycles            {}", self.cycles)?;
+        writeln!(
+            f,
+            "objects           {} live, {} allocated, {} freed",
+            self.objects, self.objects_allocated, self.objects_freed
+        )?;
+        writeln!(
+            f,
+            "bytes             {} live ({} scan, {} noscan), heap {}, goal {}",
+            self.bytes, self.scan_bytes, self.noscan_bytes, self.heap_bytes, self.goal_bytes
+        )?;
+        writeln!(
+            f,
+            "last mark         {} objects, {} bytes live",
+            self.live_objects_after_mark, self.live_bytes_after_mark
+        )?;
+        writeln!(
+            f,
+            "drops             {} run, {} panicked",
+            self.objects_dropped, self.drop_panics
+        )?;
+        writeln!(
+            f,
+            "pauses            p50 {:?}  p99 {:?}  max {:?}  ({} total)",
+            self.pauses.p50, self.pauses.p99, self.pauses.max, self.pauses.count
+        )?;
+        write!(
+            f,
+            "mark / sweep      p50 {:?} / {:?}  max {:?} / {:?}",
+            self.mark.p50, self.sweep.p50, self.mark.max, self.sweep.max
+        )
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let mut s = Samples::default();
+        assert_eq!(s.histogram(), Histogram::default());
+        for i in 1..=100u64 {
+            s.record(Duration::from_micros(i));
+        }
+        let h = s.histogram();
+        assert_eq!(h.count, 100);
+        assert_eq!(h.max, Duration::from_micros(100));
+        assert_eq!(h.p99, Duration::from_micros(99));
+        assert!(h.p50 >= Duration::from_micros(50) && h.p50 <= Duration::from_micros(51));
+        assert_eq!(h.total, Duration::from_micros(5050));
+        assert!(GcStats::default().to_string().contains("pauses"));
+    }
+}

@@ -29,7 +29,7 @@ static DESC: TypeDescriptor = TypeDescriptor {
     drop: None,
     size: 0,
     align: 8,
-    name: "bench",
+    name: || "bench",
 };
 
 fn gc_batch<const N: usize>(heap: &Heap, cache: &mut ThreadCache) {

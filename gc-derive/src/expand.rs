@@ -216,6 +216,29 @@ fn generate(input: &DeriveInput, model: &Input<'_>) -> TokenStream {
 
     let tracer = Ident::new("__gc_tracer", Span::mixed_site());
 
+    // `NEEDS_DROP`: a `no_scan` type may implement `Drop`, so it asks the compiler; otherwise
+    // (no `Drop` impl allowed) it is the OR of the traced fields' `NEEDS_DROP` and of the
+    // skipped fields' drop glue. Unlike `NO_SCAN`, a recursive field's `NEEDS_DROP` cannot
+    // depend on this constant: the type can only contain itself through an indirection
+    // (`Box`, `Vec`, `Gc`, ...), and those do not delegate `NEEDS_DROP` to their content.
+    let needs_drop = if model.no_scan {
+        quote! { ::core::mem::needs_drop::<Self>() }
+    } else {
+        let terms = model
+            .variants
+            .iter()
+            .flat_map(|v| v.fields.iter())
+            .map(|field| {
+                let ty = field.ty;
+                if field.skip {
+                    quote_spanned! {ty.span()=> ::core::mem::needs_drop::<#ty>() }
+                } else {
+                    quote_spanned! {ty.span()=> <#ty as ::gc_core::Trace>::NEEDS_DROP }
+                }
+            });
+        quote! { false #(|| #terms)* }
+    };
+
     let (no_scan, trace, root, unroot, extra) = if model.no_scan {
         let mut in_impl = Vec::new();
         let mut free = Vec::new();
@@ -304,6 +327,7 @@ fn generate(input: &DeriveInput, model: &Input<'_>) -> TokenStream {
             #[automatically_derived]
             unsafe impl #impl_generics ::gc_core::Trace for #ident #ty_generics #where_clause {
                 const NO_SCAN: ::core::primitive::bool = #no_scan;
+                const NEEDS_DROP: ::core::primitive::bool = #needs_drop;
 
                 #[inline]
                 fn trace(&self, #tracer: &mut ::gc_core::Tracer) {

@@ -47,27 +47,37 @@ pub(crate) fn configure(config: GcConfig) -> Result<(), ConfigError> {
 ///
 /// Panics if called from inside another operation on this thread (a `Trace` impl whose
 /// `root`/`unroot` creates, clones or drops handles breaks rule 7 of [`crate::Trace`]).
-#[inline]
+#[inline(always)]
 pub(crate) fn with_op<R>(f: impl FnOnce(&mut CacheOp<'_>) -> R) -> R {
-    let c = collector();
-    let mut f = Some(f);
-    let r = CACHE.try_with(|cell| {
-        let Ok(mut slot) = cell.try_borrow_mut() else {
-            reentrant_operation()
-        };
-        let cache = slot.get_or_insert_with(|| c.heap.cache());
-        let mut op = cache.op();
-        (f.take().expect("called once"))(&mut op)
-    });
-    match r {
-        Ok(r) => r,
-        Err(_) => {
-            // This thread's locals are gone (thread exit): a temporary cache.
-            let mut cache = c.heap.cache();
-            let mut op = cache.op();
-            (f.take().expect("not called yet"))(&mut op)
+    // The thread-local, if this thread's locals are still alive. The pointer stays valid for
+    // this call: a thread-local is destroyed only by its own thread, at exit, and this thread
+    // is busy here.
+    let cell = CACHE
+        .try_with(|c| c as *const RefCell<Option<ThreadCache>>)
+        .ok();
+    let mut temporary;
+    let mut guard;
+    let cache: &mut ThreadCache = match cell {
+        Some(cell) => {
+            // SAFETY: see above.
+            let cell = unsafe { &*cell };
+            guard = match cell.try_borrow_mut() {
+                Ok(g) => g,
+                Err(_) => reentrant_operation(),
+            };
+            if guard.is_none() {
+                *guard = Some(collector().heap.cache());
+            }
+            guard.as_mut().expect("just filled")
         }
-    }
+        None => {
+            // This thread's locals are gone (thread exit): a temporary cache.
+            temporary = collector().heap.cache();
+            &mut temporary
+        }
+    };
+    let mut op = cache.op();
+    f(&mut op)
 }
 
 #[cold]

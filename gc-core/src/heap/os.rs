@@ -145,8 +145,13 @@ unsafe fn unmap_raw(addr: usize, len: usize) {
     debug_assert_eq!(r, 0, "munmap failed: {}", std::io::Error::last_os_error());
 }
 
-/// Bytes of physical memory on this machine (0 if unknown).
+/// Bytes of physical memory on this machine (0 if unknown). Read once.
 pub fn physical_memory_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(read_physical_memory)
+}
+
+fn read_physical_memory() -> usize {
     // SAFETY: sysconf reads configuration values and touches no memory of ours.
     let (pages, size) = unsafe {
         (

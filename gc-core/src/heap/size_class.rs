@@ -408,7 +408,7 @@ impl SizeClass {
 /// one byte table covers sizes up to 1024 in 8-byte steps and one covers the rest in 128-byte
 /// steps; over-aligned requests take one more lookup.
 #[inline]
-pub fn size_class_for(size: usize, align: usize) -> Option<SizeClass> {
+pub const fn size_class_for(size: usize, align: usize) -> Option<SizeClass> {
     let class = if size <= SMALL_SIZE_MAX {
         SIZE_TO_CLASS8[size.div_ceil(SMALL_SIZE_DIV)]
     } else if size <= MAX_SMALL_SIZE {
@@ -419,10 +419,7 @@ pub fn size_class_for(size: usize, align: usize) -> Option<SizeClass> {
     if align <= MIN_ALIGN {
         return Some(SizeClass(class));
     }
-    debug_assert!(
-        align.is_power_of_two(),
-        "alignment {align} is not a power of two"
-    );
+    debug_assert!(align.is_power_of_two(), "alignment is not a power of two");
     if !align.is_power_of_two() || align > PAGE_SIZE {
         return None;
     }

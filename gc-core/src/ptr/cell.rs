@@ -382,6 +382,7 @@ impl<T: Trace + Default> Default for GcCell<T> {
 // via `content_rooted`.
 unsafe impl<T: Trace> Trace for GcCell<T> {
     const NO_SCAN: bool = T::NO_SCAN;
+    const NEEDS_DROP: bool = T::NEEDS_DROP;
 
     fn trace(&self, tracer: &mut Tracer) {
         if T::NO_SCAN || self.state.load(Ordering::Acquire) & ROOTED != 0 {

@@ -32,8 +32,8 @@ use core::ops::Deref;
 use core::ptr::NonNull;
 
 use crate::gc::global::{collector, with_op};
-use crate::heap::{tiny_roots_of, Address, AllocError, TINY_BLOCK};
-use crate::ptr::header::{ObjectHeader, TypeDescriptor, ROOTS_SATURATED};
+use crate::heap::{size_class_for, tiny_roots_of, Address, AllocError, SpanClass, TINY_BLOCK};
+use crate::ptr::header::{ObjectHeader, TypeDescriptor, ROOTS_SATURATED, ROOTS_STICKY};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::trace::{Trace, Tracer};
 
@@ -86,6 +86,13 @@ impl<T: Trace> Gc<T> {
     const TINY: bool =
         T::NO_SCAN && !needs_drop::<T>() && size_of::<T>() < TINY_BLOCK && align_of::<T>() <= 8;
 
+    /// The span class of `GcBox<T>`, or `None` for a large object (decided at compile time).
+    const CLASS: Option<SpanClass> =
+        match size_class_for(size_of::<GcBox<T>>(), align_of::<GcBox<T>>()) {
+            Some(sc) => Some(SpanClass::new(sc, T::NO_SCAN)),
+            None => None,
+        };
+
     /// The type descriptor of `GcBox<T>`.
     const DESCRIPTOR: TypeDescriptor = TypeDescriptor {
         trace: if T::NO_SCAN {
@@ -93,7 +100,7 @@ impl<T: Trace> Gc<T> {
         } else {
             Some(trace_box::<T>)
         },
-        drop: if needs_drop::<T>() {
+        drop: if T::NEEDS_DROP {
             Some(drop_box::<T>)
         } else {
             None
@@ -137,12 +144,10 @@ impl<T: Trace> Gc<T> {
                 // SAFETY: the header (whose descriptor's drop fits `GcBox<T>`) is written below,
                 // inside this operation.
                 let a = unsafe {
-                    op.alloc_object(
-                        size_of::<GcBox<T>>(),
-                        align_of::<GcBox<T>>(),
-                        T::NO_SCAN,
-                        needs_drop::<T>(),
-                    )
+                    match Self::CLASS {
+                        Some(class) => op.alloc(class, T::NEEDS_DROP),
+                        None => op.alloc_large(size_of::<GcBox<T>>(), T::NO_SCAN, T::NEEDS_DROP),
+                    }
                 }?;
                 let boxed = a.as_mut_ptr::<GcBox<T>>();
                 // SAFETY: the slot is ours, large and aligned enough for a `GcBox<T>`.
@@ -291,10 +296,9 @@ fn inc_tiny(roots: &AtomicU32) {
 
 #[inline(always)]
 fn dec_tiny(roots: &AtomicU32) {
-    if roots.load(Ordering::Relaxed) >= ROOTS_SATURATED {
-        return;
+    if roots.fetch_sub(1, Ordering::Release) >= ROOTS_STICKY {
+        roots.fetch_add(1, Ordering::Relaxed);
     }
-    roots.fetch_sub(1, Ordering::Release);
 }
 
 #[cold]
@@ -362,6 +366,8 @@ impl<T: Trace> Drop for Gc<T> {
 // rooted bit and count, idempotently.
 unsafe impl<T: Trace> Trace for Gc<T> {
     const NO_SCAN: bool = false;
+    // Dropping an unrooted handle (the only kind in the heap) does nothing.
+    const NEEDS_DROP: bool = false;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {

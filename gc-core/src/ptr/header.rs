@@ -29,10 +29,12 @@
 //! `fetch_add` on the whole word; since the count never reaches 2^32 (see saturation below) the
 //! carry never reaches the descriptor code.
 //!
-//! **Saturation.** When an increment finds the count at or above 2^31, it undoes itself and the
-//! count stays pinned there: a saturated object is never decremented again and never freed (a
-//! leak of one object after two billion rooted handles, never a use-after-free). Concurrent
-//! racing increments can push the count at most a few thread-counts past 2^31, nowhere near 2^32.
+//! **Saturation.** An increment that finds the count at or above 2^31 undoes itself, so the
+//! count never goes more than a few racing threads past 2^31 (nowhere near 2^32). A decrement
+//! is one `fetch_sub` (like `Arc`'s); if it finds the count at or above 2^31 − 2^16 it undoes
+//! itself, so a count that once passed that mark never comes back down by more than the number
+//! of decrements racing at one instant (far fewer than 2^16), and the object is never freed: a
+//! leak of one object after two billion rooted handles, never a use-after-free.
 
 // The descriptor registry is a static, so it uses `core` atomics through `sync::raw_atomic`.
 
@@ -80,6 +82,9 @@ static ANCHOR: Anchor = Anchor(0);
 
 /// Root counts at or above this are saturated.
 pub const ROOTS_SATURATED: u32 = 1 << 31;
+
+/// Decrements that find the count at or above this are undone (see the module docs).
+pub const ROOTS_STICKY: u32 = ROOTS_SATURATED - (1 << 16);
 
 /// Root-count value of a dead object whose drop is queued (never a live count: see
 /// [`ObjectHeader::drop_state`]).
@@ -246,12 +251,11 @@ impl ObjectHeader {
     /// Counts one rooted handle fewer; a saturated count stays saturated.
     #[inline(always)]
     pub fn dec_roots(&self) {
-        let cur = self.word.load(Ordering::Relaxed) as u32;
-        if cur >= ROOTS_SATURATED {
-            return;
+        let old = self.word.fetch_sub(1, Ordering::Release) as u32;
+        debug_assert!(old > 0, "root count underflow");
+        if old >= ROOTS_STICKY {
+            self.word.fetch_add(1, Ordering::Relaxed);
         }
-        debug_assert!(cur > 0, "root count underflow");
-        self.word.fetch_sub(1, Ordering::Release);
     }
 }
 

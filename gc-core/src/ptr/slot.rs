@@ -201,6 +201,9 @@ impl<T: Trace> fmt::Debug for GcSlot<T> {
 // it and flip the slot's rooted bit, idempotently, through `&mut` (no concurrent access).
 unsafe impl<T: Trace> Trace for GcSlot<T> {
     const NO_SCAN: bool = false;
+    // A slot in the heap is unrooted (a mutably borrowed cell's rooted slots are alive), and
+    // dropping an unrooted slot does nothing.
+    const NEEDS_DROP: bool = false;
 
     fn trace(&self, tracer: &mut Tracer) {
         if let Some(p) = Self::untag(self.word.load(Ordering::Acquire)) {

@@ -97,6 +97,7 @@ macro_rules! delegate_one {
         // interior mutability (rule 4) and no `Drop` (rule 5).
         unsafe impl<T: Trace> Trace for $ty<T> {
             const NO_SCAN: bool = T::NO_SCAN;
+            const NEEDS_DROP: bool = T::NEEDS_DROP;
 
             #[inline]
             fn trace(&self, tracer: &mut Tracer) {
@@ -214,6 +215,7 @@ unsafe impl<T: Trace> Trace for [T] {
 // slice impl, which satisfies the rules, and has the same `NO_SCAN`.
 unsafe impl<T: Trace, const N: usize> Trace for [T; N] {
     const NO_SCAN: bool = T::NO_SCAN;
+    const NEEDS_DROP: bool = N > 0 && T::NEEDS_DROP;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {
@@ -241,6 +243,7 @@ macro_rules! sequence {
         // (rule 5).
         unsafe impl<T: Trace> Trace for $ty<T> {
             const NO_SCAN: bool = T::NO_SCAN;
+            const NEEDS_DROP: bool = T::NEEDS_DROP;
 
             #[inline]
             fn trace(&self, tracer: &mut Tracer) {
@@ -284,6 +287,7 @@ sequence!(Vec, VecDeque, LinkedList);
 // no `Drop` (rule 5).
 unsafe impl<T: Trace> Trace for Option<T> {
     const NO_SCAN: bool = T::NO_SCAN;
+    const NEEDS_DROP: bool = T::NEEDS_DROP;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {
@@ -322,6 +326,7 @@ unsafe impl<T: Trace> Trace for Option<T> {
 // mutability (rule 4) and no `Drop` (rule 5).
 unsafe impl<T: Trace, E: Trace> Trace for Result<T, E> {
     const NO_SCAN: bool = T::NO_SCAN && E::NO_SCAN;
+    const NEEDS_DROP: bool = T::NEEDS_DROP || E::NEEDS_DROP;
 
     #[inline]
     fn trace(&self, tracer: &mut Tracer) {
@@ -358,6 +363,7 @@ macro_rules! tuple {
         // interior mutability (rule 4) and no `Drop` (rule 5).
         unsafe impl<$($name: Trace),+> Trace for ($($name,)+) {
             const NO_SCAN: bool = $($name::NO_SCAN)&&+;
+            const NEEDS_DROP: bool = $($name::NEEDS_DROP)||+;
 
             #[inline]
             fn trace(&self, tracer: &mut Tracer) {

@@ -192,6 +192,16 @@ pub unsafe trait Trace: Send + Sync + 'static {
     /// as `false`, as the derive does.
     const NO_SCAN: bool;
 
+    /// Whether dropping a value of this type does anything once the value is in the heap
+    /// (its handles unrooted). Defaults to [`core::mem::needs_drop`].
+    ///
+    /// Dropping an unrooted handle touches nothing, so a type whose drop glue only drops
+    /// handles (`Gc`, `GcSlot`, `Option<Gc<T>>`, a derived struct of such fields) has nothing
+    /// to do when it dies in the heap: with `NEEDS_DROP == false` the collector frees it by
+    /// clearing a bit, without queuing a drop. Being wrongly `false` only leaks what the drop
+    /// would have released (it is never unsound); being wrongly `true` only costs time.
+    const NEEDS_DROP: bool = core::mem::needs_drop::<Self>();
+
     /// Reports every traced handle directly inside `self` to `tracer`.
     ///
     /// "Directly" means through owned containers, not through other `Gc` pointers: the

@@ -73,10 +73,13 @@ pub struct GcStats {
     pub objects_allocated: u64,
     /// Objects freed by sweeps since start.
     pub objects_freed: u64,
-    /// Objects currently allocated.
+    /// Objects currently allocated (not counting dead objects already dropped whose slots the
+    /// next sweep frees).
     pub objects: usize,
-    /// Bytes currently allocated (slot sizes).
+    /// Their bytes (slot sizes).
     pub bytes: usize,
+    /// Dead objects already dropped whose slots the next sweep frees.
+    pub dropped_unreclaimed: usize,
     /// Of which in scan spans (traced).
     pub scan_bytes: usize,
     /// Of which in noscan spans (never traced; tiny blocks included).
@@ -111,12 +114,12 @@ impl fmt::Display for GcStats {
         writeln!(f, "cycles            {}", self.cycles)?;
         writeln!(
             f,
-            "objects           {} live, {} allocated, {} freed",
-            self.objects, self.objects_allocated, self.objects_freed
+            "objects           {} in use, {} allocated, {} freed, {} dropped awaiting reuse",
+            self.objects, self.objects_allocated, self.objects_freed, self.dropped_unreclaimed
         )?;
         writeln!(
             f,
-            "bytes             {} live ({} scan, {} noscan), heap {}, goal {}",
+            "bytes             {} in use ({} scan, {} noscan), heap {}, goal {}",
             self.bytes, self.scan_bytes, self.noscan_bytes, self.heap_bytes, self.goal_bytes
         )?;
         writeln!(

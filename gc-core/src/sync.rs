@@ -55,6 +55,36 @@ pub(crate) use std::thread::yield_now;
 #[cfg(loom)]
 pub(crate) use loom::thread::yield_now;
 
+/// Threads: spawning (named, detached), parking and unparking.
+pub(crate) mod thread {
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::{park, Thread};
+
+    #[cfg(loom)]
+    pub(crate) use loom::thread::{park, Thread};
+
+    /// Starts a detached thread named `name` running `f`; its handle, for `unpark`.
+    #[cfg(not(loom))]
+    pub(crate) fn spawn_named(
+        name: &str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Thread> {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .map(|h| h.thread().clone())
+    }
+
+    /// Starts a detached thread running `f` (loom threads have no names).
+    #[cfg(loom)]
+    pub(crate) fn spawn_named(
+        _name: &str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Thread> {
+        Ok(loom::thread::spawn(f).thread().clone())
+    }
+}
+
 /// A mutual-exclusion lock with one API over `parking_lot` and loom.
 #[derive(Debug, Default)]
 pub(crate) struct Mutex<T> {

@@ -46,7 +46,9 @@ pub(crate) fn configure(config: GcConfig) -> Result<(), ConfigError> {
 /// Runs `f` inside a mutator operation on this thread's cache.
 ///
 /// Panics if called from inside another operation on this thread (a `Trace` impl whose
-/// `root`/`unroot` creates, clones or drops handles breaks rule 7 of [`crate::Trace`]).
+/// `root`/`unroot` creates, clones or drops handles breaks rule 7 of [`crate::Trace`]). After
+/// the thread's locals are destroyed the nesting cannot be detected; such a nested operation
+/// could then wait for a collector that waits for the outer one.
 #[inline(always)]
 pub(crate) fn with_op<R>(f: impl FnOnce(&mut CacheOp<'_>) -> R) -> R {
     // The thread-local, if this thread's locals are still alive. The pointer stays valid for

@@ -60,6 +60,8 @@ pub(crate) struct Collector {
     trigger: AtomicU64,
     log: Mutex<CycleLog>,
     epoch: Instant,
+    /// The thread that runs drops queued by automatic cycles.
+    finalizer: std::sync::OnceLock<Option<crate::sync::thread::Thread>>,
 }
 
 impl Collector {
@@ -81,6 +83,7 @@ impl Collector {
             trigger: AtomicU64::new(trigger),
             log: Mutex::new(CycleLog::default()),
             epoch: Instant::now(),
+            finalizer: std::sync::OnceLock::new(),
         }
     }
 
@@ -90,9 +93,11 @@ impl Collector {
         let ticket = self.started.load(Ordering::SeqCst);
         let _cycle = self.cycle.lock();
         if self.completed.load(Ordering::SeqCst) > ticket {
+            // A later cycle ran; its drops may still be with the finalizer thread.
+            self.heap.finish_sweep();
             return;
         }
-        self.run_cycle();
+        self.run_cycle(true);
     }
 
     /// Starts a cycle if the heap has grown past the trigger and no cycle is running.
@@ -115,17 +120,43 @@ impl Collector {
             return;
         };
         if self.heap.allocated_bytes() >= self.trigger.load(Ordering::Relaxed) {
-            self.run_cycle();
+            self.run_cycle(false);
         }
     }
 
-    fn run_cycle(&self) {
+    /// Hands the queued drops to the finalizer thread, starting it on first use (Go runs
+    /// finalizers on a goroutine of their own for the same reason). If the thread cannot be
+    /// started, the drops wait for the next explicit `collect()` or cycle that runs them.
+    fn wake_finalizer(&self) {
+        let thread = self.finalizer.get_or_init(|| {
+            crate::sync::thread::spawn_named("gc-core finalizer", || {
+                let _in = global::CollectorScope::enter();
+                loop {
+                    global::collector().heap.run_pending_drops();
+                    crate::sync::thread::park();
+                }
+            })
+            .ok()
+        });
+        if let Some(t) = thread {
+            t.unpark();
+        }
+    }
+
+    /// Runs one cycle. With `run_drops`, the calling thread also runs the drops of what died
+    /// (an explicit `collect()`); otherwise they go to the finalizer thread (a cycle started
+    /// by an allocation must not run user `Drop` code inside that allocation's caller).
+    fn run_cycle(&self, run_drops: bool) {
         let _in = global::CollectorScope::enter();
         self.started.fetch_add(1, Ordering::SeqCst);
         let start = Instant::now();
 
         // 1. Sweep termination.
-        self.heap.finish_sweep();
+        if run_drops {
+            self.heap.finish_sweep();
+        } else {
+            self.heap.finish_sweep_without_drops();
+        }
 
         // 2.–4. Stop the world, mark, flip the sweep generation, restart.
         let stop = self.heap.stop_world();
@@ -133,16 +164,25 @@ impl Collector {
         self.phase.set(Phase::Marking);
         let marked = mark::mark(&stop);
         let mark_time = pause_start.elapsed();
+        #[cfg(feature = "poison")]
+        mark::verify_marks(&stop);
         self.phase.set(Phase::Sweeping);
         stop.begin_sweep();
         drop(stop);
         let pause = pause_start.elapsed();
 
-        // 5. Sweep, and run the drops of what died.
+        // 5. Sweep, and run (or hand over) the drops of what died.
         let sweep_start = Instant::now();
-        self.heap.finish_sweep();
+        if run_drops {
+            self.heap.finish_sweep();
+        } else {
+            self.heap.finish_sweep_without_drops();
+        }
         let sweep_time = sweep_start.elapsed();
         self.phase.set(Phase::Idle);
+        if !run_drops && self.heap.has_pending_drops() {
+            self.wake_finalizer();
+        }
 
         // Pacing: the next cycle starts once the heap has grown by GOGC % of what survived.
         if let Some(gogc) = self.config.gogc {
@@ -188,8 +228,9 @@ impl Collector {
             cycles: self.completed.load(Ordering::SeqCst),
             objects_allocated: h.objects_allocated,
             objects_freed: h.objects_freed,
-            objects: h.objects,
-            bytes: h.object_bytes,
+            objects: h.objects - h.dropped_unreclaimed.min(h.objects),
+            bytes: h.object_bytes - h.dropped_unreclaimed_bytes.min(h.object_bytes),
+            dropped_unreclaimed: h.dropped_unreclaimed,
             scan_bytes: h.scan_bytes,
             noscan_bytes: h.noscan_bytes + h.tiny_bytes,
             live_bytes_after_mark: log.live_bytes,

@@ -50,7 +50,7 @@ pub mod thread_cache;
 use core::fmt;
 
 use crate::ptr::header::{DropState, ObjectHeader};
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{Arc, Mutex};
 
 pub use addr::{Address, PAGE_SIZE};
@@ -189,6 +189,13 @@ pub(crate) struct HeapShared {
     /// Bytes handed out, net of what caches gave back unused (never reduced by sweeps): the
     /// pacer's clock.
     bytes_allocated: AtomicU64,
+    /// Sweeps between taking a span from a list and queuing its drops.
+    sweeps_in_flight: AtomicUsize,
+    /// Drops taken from `pending` that have not finished.
+    drops_in_flight: AtomicUsize,
+    /// Dropped objects whose slots the next sweep frees (objects, bytes).
+    dropped_unreclaimed: AtomicU64,
+    dropped_unreclaimed_bytes: AtomicU64,
     spans_swept: AtomicU64,
 }
 
@@ -237,6 +244,10 @@ impl Heap {
                 drop_panics: AtomicU64::new(0),
                 objects_dropped: AtomicU64::new(0),
                 bytes_allocated: AtomicU64::new(0),
+                sweeps_in_flight: AtomicUsize::new(0),
+                drops_in_flight: AtomicUsize::new(0),
+                dropped_unreclaimed: AtomicU64::new(0),
+                dropped_unreclaimed_bytes: AtomicU64::new(0),
                 spans_swept: AtomicU64::new(0),
             }),
         }
@@ -343,6 +354,7 @@ impl Heap {
     /// sweeper that works in small steps.
     pub fn sweep_one(&self) -> bool {
         let sg = self.shared.load_state().sweep_gen();
+        let _sweeping = self.shared.sweeping();
         for class in SpanClass::all() {
             if let Some(s) = self.shared.central.pop_unswept(class, sg) {
                 self.shared.sweep_listed(s, sg);
@@ -355,12 +367,33 @@ impl Heap {
     /// Sweeps every span still unswept (including those idle caches held) and runs the drops
     /// that sweeping queued. Afterwards no object of the cycle is left to reclaim.
     pub fn finish_sweep(&self) {
+        self.finish_sweep_without_drops();
+        self.run_pending_drops();
+        // Drops another thread took from the queue before us must have run too.
+        while self.shared.drops_in_flight.load(Ordering::Acquire) != 0 {
+            crate::sync::yield_now();
+            self.run_pending_drops();
+        }
+    }
+
+    /// Sweeps every span still unswept, leaving the drops it queues to
+    /// [`Heap::run_pending_drops`] (on whatever thread the caller chooses).
+    pub fn finish_sweep_without_drops(&self) {
         {
             let _c = self.shared.control.lock();
             self.shared.flush_caches();
         }
         while self.sweep_one() {}
-        self.run_pending_drops();
+        // A sweep that popped its span before our last look has queued its drops (or will)
+        // once this reaches zero; sweeps that start later find no unswept span.
+        while self.shared.sweeps_in_flight.load(Ordering::Acquire) != 0 {
+            crate::sync::yield_now();
+        }
+    }
+
+    /// Whether sweeping has queued drops that have not run yet.
+    pub fn has_pending_drops(&self) -> bool {
+        !self.shared.pending.lock().is_empty()
     }
 
     /// Drops the objects that sweeping found dead and that need a drop. Each drop runs under
@@ -369,16 +402,24 @@ impl Heap {
     pub fn run_pending_drops(&self) -> usize {
         let mut n = 0;
         loop {
-            let batch = core::mem::take(&mut *self.shared.pending.lock());
+            let batch = {
+                let mut pending = self.shared.pending.lock();
+                self.shared
+                    .drops_in_flight
+                    .fetch_add(pending.len(), Ordering::AcqRel);
+                core::mem::take(&mut *pending)
+            };
             if batch.is_empty() {
                 return n;
             }
             n += batch.len();
             for p in batch {
                 // SAFETY: pending objects were found dead by a sweep (unmarked: unreachable),
-                // are dropped exactly once (their drop bit was cleared when they were queued)
-                // and still occupy their slots, whose headers were written at allocation.
+                // are dropped exactly once (each is queued once, when its header's drop state
+                // moves to `Queued`, and taken from the queue once, here) and still occupy
+                // their slots, whose headers were written at allocation.
                 unsafe { self.shared.drop_object(p.object) };
+                self.shared.drops_in_flight.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }
@@ -490,7 +531,22 @@ impl Drop for WorldStop<'_> {
     }
 }
 
+/// Counts one sweep in flight while alive (see `HeapShared::sweeps_in_flight`).
+struct Sweeping<'a>(&'a AtomicUsize);
+
+impl Drop for Sweeping<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl HeapShared {
+    /// Announces a sweep that may take a span from a list; taken before the span is.
+    fn sweeping(&self) -> Sweeping<'_> {
+        self.sweeps_in_flight.fetch_add(1, Ordering::AcqRel);
+        Sweeping(&self.sweeps_in_flight)
+    }
+
     #[inline(always)]
     pub(crate) fn load_state(&self) -> AllocState {
         AllocState(self.state.load(Ordering::Relaxed))
@@ -552,6 +608,7 @@ impl HeapShared {
         }
         // Sweep before reuse: a bounded number of unswept spans, keeping the first with room.
         for _ in 0..100 {
+            let _sweeping = self.sweeping();
             let Some(s) = self.central.pop_unswept(class, sg) else {
                 break;
             };
@@ -588,6 +645,7 @@ impl HeapShared {
         let g = span.sweep_gen();
         if g == sg.plus(1) {
             // Cached since before this sweep began: its marks are this cycle's verdict.
+            let _sweeping = self.sweeping();
             span.set_sweep_gen(sg.minus(1));
             match self.sweep_claimed(s, sg) {
                 Swept::Freed => {}
@@ -649,6 +707,7 @@ impl HeapShared {
         debug_assert_eq!(span.sweep_gen(), sg.minus(1));
         let nw = span.alloc_bits.nwords();
         let (mut live, mut freed) = (0usize, 0usize);
+        let mut reclaimed_dropped = 0u64;
         let mut queued = Vec::new();
         for w in 0..nw {
             let tail = if w + 1 == nw {
@@ -694,8 +753,17 @@ impl HeapShared {
             span.mark_bits.set_word(w, 0);
             live += (mark | keep).count_ones() as usize;
             freed += (dead_free | dropped).count_ones() as usize;
+            reclaimed_dropped += dropped.count_ones() as u64;
         }
         span.alloc_count.store(live, Ordering::Release);
+        if reclaimed_dropped > 0 {
+            self.dropped_unreclaimed
+                .fetch_sub(reclaimed_dropped, Ordering::Relaxed);
+            self.dropped_unreclaimed_bytes.fetch_sub(
+                reclaimed_dropped * span.elem_size() as u64,
+                Ordering::Relaxed,
+            );
+        }
         let class = span.class();
         let counters = &self.counters[class.index()];
         counters.freed.fetch_add(freed as u64, Ordering::Relaxed);
@@ -736,13 +804,19 @@ impl HeapShared {
                 // descriptor's drop fn matches its type.
                 unsafe { drop_fn(object.as_mut_ptr()) }
             }));
-            if r.is_err() {
+            if let Err(payload) = r {
                 self.drop_panics.fetch_add(1, Ordering::Relaxed);
+                // The payload's own destructor is user code that could panic again, outside
+                // any `catch_unwind`: leak it instead.
+                core::mem::forget(payload);
             }
         }
-        #[cfg(feature = "poison")]
         if let Some(span) = ArenaTable::get().span_of(object) {
+            self.dropped_unreclaimed.fetch_add(1, Ordering::Relaxed);
+            self.dropped_unreclaimed_bytes
+                .fetch_add(span.elem_size() as u64, Ordering::Relaxed);
             // Keep the header: it carries the drop state the next sweep reads.
+            #[cfg(feature = "poison")]
             poison_slot(
                 span,
                 span.slot_of(object),
@@ -804,6 +878,9 @@ impl HeapShared {
                 .map(|c| self.central.unswept_len(c, self.load_state().sweep_gen()))
                 .sum(),
             cheap_fences: crate::sync::asymmetric::is_cheap(),
+            dropped_unreclaimed: self.dropped_unreclaimed.load(Ordering::Relaxed) as usize,
+            dropped_unreclaimed_bytes: self.dropped_unreclaimed_bytes.load(Ordering::Relaxed)
+                as usize,
             ..HeapStats::default()
         };
         drop(ph);
@@ -1003,6 +1080,10 @@ pub struct HeapStats {
     pub unswept_spans: usize,
     /// Whether allocation's handshake runs without a hardware fence (`membarrier` available).
     pub cheap_fences: bool,
+    /// Dead objects already dropped whose slots the next sweep frees (included in `objects`).
+    pub dropped_unreclaimed: usize,
+    /// Their bytes (included in `object_bytes`).
+    pub dropped_unreclaimed_bytes: usize,
     /// Per span class with any allocation.
     pub classes: Vec<ClassStats>,
 }

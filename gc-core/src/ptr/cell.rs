@@ -14,12 +14,19 @@
 //! unroots what is left), so anything moved out during the borrow is a rooted handle and
 //! anything moved in is unrooted on release. The `ROOTED` bit of the flag word says the
 //! content is rooted by a borrow; the marker skips such a cell, since its handles are roots.
+//!
+//! Misuse stays safe: a leaked guard (`mem::forget`) leaves the cell locked and its content
+//! rooted for good (`root`/`unroot` see `ROOTED` and leave it so): a leak. An `unroot` that
+//! unwinds half-way clears `ROOTED` before the operation ends, so the marker traces the mixed
+//! content, which is safe for rooted and unrooted handles alike.
+//!
 //! The cost is O(content) per mutable borrow of a cell that holds handles, which is why
 //! `GcSlot` exists for hot single edges; a cell whose content holds no handles
 //! (`T::NO_SCAN`) pays nothing.
 
 use core::cell::UnsafeCell;
 use core::fmt;
+use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
 use crate::gc::global::with_op;
@@ -122,6 +129,13 @@ impl fmt::Display for BorrowError {
                 }
             ),
             BorrowError::Borrowed {
+                readers: 1,
+                by_this_thread: true,
+            } => write!(
+                f,
+                "GcCell is already borrowed (a shared borrow held by this thread)"
+            ),
+            BorrowError::Borrowed {
                 readers,
                 by_this_thread,
             } => write!(
@@ -207,7 +221,10 @@ impl<T: Trace> GcCell<T> {
     pub fn try_borrow(&self) -> Result<GcRef<'_, T>, BorrowError> {
         self.try_lock_shared()?;
         note_read(self.addr(), true);
-        Ok(GcRef { cell: self })
+        Ok(GcRef {
+            cell: self,
+            _not_send: PhantomData,
+        })
     }
 
     /// A mutable borrow, or why not (never waits).
@@ -276,33 +293,65 @@ impl<T: Trace> GcCell<T> {
     /// Called with the exclusive flag held: roots the content of a heap cell.
     fn acquired_mut(&self) -> GcRefMut<'_, T> {
         if !T::NO_SCAN && !self.content_rooted {
+            // If rooting unwinds half-way (a `Trace` impl breaking its rules), ROOTED is never
+            // set: the content, partly rooted, is then traced as usual, which is safe for both
+            // kinds of handle; the guard gives the flag back.
+            let unlock = Unlock(self);
             with_op(|_| {
                 // SAFETY: we hold the exclusive flag, so nobody else accesses the value.
                 unsafe { (*self.value.get()).root() };
                 self.state.fetch_or(ROOTED, Ordering::Release);
             });
+            core::mem::forget(unlock);
         }
-        GcRefMut { cell: self }
+        GcRefMut {
+            cell: self,
+            _not_send: PhantomData,
+        }
     }
 
     /// Called when the mutable borrow ends: unroots the content of a heap cell, then releases.
     fn release_mut(&self) {
+        let _unlock = Unlock(self);
         if !T::NO_SCAN && !self.content_rooted {
             with_op(|_| {
+                // Cleared when this closure ends, unwinding included, while the operation still
+                // excludes marking: from then on the marker traces the content instead of
+                // counting on its handles being roots, so an `unroot` that stops half-way
+                // leaves nothing unreachable.
+                let _rooted = ClearRooted(self);
                 // SAFETY: we still hold the exclusive flag. The cell is heap content reached
                 // by tracing (it is not `content_rooted`), so its handles may become edges.
                 unsafe { (*self.value.get()).unroot() };
-                self.state.fetch_and(!ROOTED, Ordering::Release);
             });
         }
-        self.writer.store(0, Ordering::Relaxed);
-        self.state.fetch_and(!WRITER, Ordering::Release);
     }
 }
 
-/// A shared borrow of a [`GcCell`].
+/// Gives the exclusive flag back when dropped.
+struct Unlock<'a, T: Trace>(&'a GcCell<T>);
+
+impl<T: Trace> Drop for Unlock<'_, T> {
+    fn drop(&mut self) {
+        self.0.writer.store(0, Ordering::Relaxed);
+        self.0.state.fetch_and(!WRITER, Ordering::Release);
+    }
+}
+
+/// Clears the ROOTED bit when dropped.
+struct ClearRooted<'a, T: Trace>(&'a GcCell<T>);
+
+impl<T: Trace> Drop for ClearRooted<'_, T> {
+    fn drop(&mut self) {
+        self.0.state.fetch_and(!ROOTED, Ordering::Release);
+    }
+}
+
+/// A shared borrow of a [`GcCell`]. Not `Send`: the borrow belongs to the thread that took it
+/// (which is how same-thread conflicts are diagnosed), as with `RwLock`'s guards.
 pub struct GcRef<'a, T: Trace> {
     cell: &'a GcCell<T>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<T: Trace> Deref for GcRef<'_, T> {
@@ -320,9 +369,10 @@ impl<T: Trace> Drop for GcRef<'_, T> {
     }
 }
 
-/// The mutable borrow of a [`GcCell`].
+/// The mutable borrow of a [`GcCell`]. Not `Send`, like [`GcRef`].
 pub struct GcRefMut<'a, T: Trace> {
     cell: &'a GcCell<T>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<T: Trace> Deref for GcRefMut<'_, T> {
@@ -389,22 +439,32 @@ unsafe impl<T: Trace> Trace for GcCell<T> {
             return;
         }
         // SAFETY: the content is not rooted by a mutable borrow, so no writer is changing it:
-        // a writer sets ROOTED (inside an operation, which marking excludes) before it gets
-        // `&mut`, and clears it (likewise) only when its guard is being dropped.
+        // a writer gets `&mut` only after setting ROOTED (inside an operation, which marking
+        // excludes), and ROOTED is cleared (likewise inside an operation) only when its guard
+        // is being dropped, after which the writer has no `&mut` left; a leaked guard keeps
+        // ROOTED set for good, and `root`/`unroot` then leave the content rooted.
         unsafe { (*self.value.get()).trace(tracer) }
     }
 
     fn root(&mut self) {
         if !self.content_rooted {
-            self.value.get_mut().root();
+            // ROOTED still set here means a mutable borrow was leaked (`mem::forget` of its
+            // guard): the content is rooted already and stays so for good.
+            if *self.state.get_mut() & ROOTED == 0 {
+                self.value.get_mut().root();
+            }
             self.content_rooted = true;
         }
     }
 
     unsafe fn unroot(&mut self) {
         if self.content_rooted {
-            // SAFETY: forwarded contract: this cell is heap content reached by tracing.
-            unsafe { self.value.get_mut().unroot() };
+            // With ROOTED set (a leaked mutable borrow), the marker skips this cell, so its
+            // content must stay rooted: only the bookkeeping changes.
+            if *self.state.get_mut() & ROOTED == 0 {
+                // SAFETY: forwarded contract: this cell is heap content reached by tracing.
+                unsafe { self.value.get_mut().unroot() };
+            }
             self.content_rooted = false;
         }
     }

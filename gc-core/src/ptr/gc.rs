@@ -121,7 +121,7 @@ impl<T: Trace> Gc<T> {
     }
 
     /// Moves `value` into the GC heap, or reports why it cannot: out of address space or
-    /// memory, or the configured memory limit. On error `value` is dropped.
+    /// memory, or the configured memory limit. On error `value` is dropped before this returns.
     pub fn try_new(value: T) -> Result<Gc<T>, AllocError> {
         const {
             assert!(
@@ -129,12 +129,20 @@ impl<T: Trace> Gc<T> {
                 "gc-core supports alignments up to 8 KiB"
             )
         };
-        let g = with_op(|op| -> Result<Gc<T>, AllocError> {
+        // The value goes into the heap only once its slot exists; if allocation fails it is
+        // dropped after the operation (its destructor is user code, which must not run inside
+        // one).
+        let mut value = core::mem::ManuallyDrop::new(value);
+        let r = with_op(|op| -> Result<Gc<T>, AllocError> {
             if Self::TINY {
                 // SAFETY: tiny types hold no traced handle and need no drop (TINY's definition).
                 let a = unsafe { op.alloc_tiny(size_of::<T>(), align_of::<T>().max(2)) }?;
-                // SAFETY: the tiny allocation has room for a `T` at a `T`-aligned address.
-                unsafe { a.as_mut_ptr::<T>().write(value) };
+                // SAFETY: the tiny allocation has room for a `T` at a `T`-aligned address; the
+                // value is moved out of the `ManuallyDrop` exactly once (on success only).
+                unsafe {
+                    a.as_mut_ptr::<T>()
+                        .write(core::mem::ManuallyDrop::take(&mut value))
+                };
                 // SAFETY: the block is allocated and in use by us.
                 let roots = unsafe { tiny_roots_of(a) }.expect("tiny objects live in tiny spans");
                 inc_tiny(roots);
@@ -150,11 +158,12 @@ impl<T: Trace> Gc<T> {
                     }
                 }?;
                 let boxed = a.as_mut_ptr::<GcBox<T>>();
-                // SAFETY: the slot is ours, large and aligned enough for a `GcBox<T>`.
+                // SAFETY: the slot is ours, large and aligned enough for a `GcBox<T>`; the value
+                // is moved out of the `ManuallyDrop` exactly once (on success only).
                 unsafe {
                     boxed.write(GcBox {
                         header: ObjectHeader::new(desc, 1),
-                        value,
+                        value: core::mem::ManuallyDrop::take(&mut value),
                     })
                 };
                 // SAFETY: the value now lives in the heap: its handles become edges, which
@@ -163,7 +172,15 @@ impl<T: Trace> Gc<T> {
                 unsafe { (*boxed).value.unroot() };
                 Ok(Gc::from_addr(a))
             }
-        })?;
+        });
+        let g = match r {
+            Ok(g) => g,
+            Err(e) => {
+                // SAFETY: allocation failed before the value was taken out.
+                unsafe { core::mem::ManuallyDrop::drop(&mut value) };
+                return Err(e);
+            }
+        };
         collector().maybe_collect();
         Ok(g)
     }
@@ -329,6 +346,16 @@ impl<T: Trace> Deref for Gc<T> {
     #[inline(always)]
     fn deref(&self) -> &T {
         let p = self.raw().as_ptr();
+        #[cfg(feature = "poison")]
+        if !Self::TINY {
+            // A freed slot is filled with POISON: a header made of it means use-after-free.
+            let word = self.header().raw_word();
+            assert_ne!(
+                word,
+                u64::from_ne_bytes([crate::heap::POISON; 8]),
+                "gc-core (poison): dereferenced a Gc to a freed object"
+            );
+        }
         if Self::TINY {
             // SAFETY: tiny objects are the value itself; alive while this handle is (I1).
             unsafe { &*p.cast::<T>() }

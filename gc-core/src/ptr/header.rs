@@ -233,6 +233,12 @@ impl ObjectHeader {
             .store(w & !0xFFFF_FFFF | c as u64, Ordering::Release);
     }
 
+    /// The whole header word (for the `poison` feature's use-after-free checks).
+    #[cfg(feature = "poison")]
+    pub(crate) fn raw_word(&self) -> u64 {
+        self.word.load(Ordering::Relaxed)
+    }
+
     /// The number of rooted handles (saturated counts read as ≥ [`ROOTS_SATURATED`]).
     #[inline(always)]
     pub fn roots(&self) -> u32 {
@@ -252,11 +258,22 @@ impl ObjectHeader {
     #[inline(always)]
     pub fn dec_roots(&self) {
         let old = self.word.fetch_sub(1, Ordering::Release) as u32;
-        debug_assert!(old > 0, "root count underflow");
         if old >= ROOTS_STICKY {
             self.word.fetch_add(1, Ordering::Relaxed);
+        } else if old == 0 {
+            // The decrement borrowed from the descriptor code: the heap's bookkeeping is
+            // broken (a bug, or a `Trace` impl breaking its rules). Going on would decode a
+            // wild descriptor; stop here.
+            root_count_underflow();
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn root_count_underflow() -> ! {
+    eprintln!("gc-core: root count underflow (a rooted handle was dropped twice); aborting");
+    std::process::abort()
 }
 
 #[cfg(all(test, not(loom)))]

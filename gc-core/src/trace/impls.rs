@@ -30,7 +30,7 @@ use super::{Trace, Tracer};
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, LinkedList, VecDeque};
-use std::hash::{BuildHasher, Hash};
+
 use std::marker::{PhantomData, PhantomPinned};
 use std::mem::ManuallyDrop;
 use std::num::{
@@ -239,11 +239,12 @@ macro_rules! sequence {
     ($($ty:ident),* $(,)?) => {$(
         // SAFETY: the collection owns its elements and visits every one of them in all
         // three methods (rules 1 and 2); it is `NO_SCAN` exactly when `T` is (rule 3); it
-        // adds no interior mutability (rule 4) and its `Drop` only drops the elements
-        // (rule 5).
+        // adds no interior mutability (rule 4) and its `Drop` drops the elements and frees
+        // the buffer, touching no other object (rule 5).
         unsafe impl<T: Trace> Trace for $ty<T> {
             const NO_SCAN: bool = T::NO_SCAN;
-            const NEEDS_DROP: bool = T::NEEDS_DROP;
+            // `NEEDS_DROP` stays the default: even with elements that need none, the
+            // collection's own buffer must be freed.
 
             #[inline]
             fn trace(&self, tracer: &mut Tracer) {
@@ -458,288 +459,128 @@ where
     }
 }
 
-/// Applies `fix` to every entry of `map`, keys included, by moving the entries out and
-/// reinserting them: the only way to get `&mut K`. O(n) plus a temporary `Vec` of the
-/// entries; `drain` keeps the table's capacity, so reinsertion does not reallocate.
-fn rebuild_hash_map<K, V, S>(map: &mut HashMap<K, V, S>, mut fix: impl FnMut(&mut K, &mut V))
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
-    let mut entries: Vec<(K, V)> = map.drain().collect();
-    for (key, value) in &mut entries {
-        fix(key, value);
-    }
-    map.extend(entries);
-}
-
-/// Like [`rebuild_hash_map`], for a `HashSet`.
-fn rebuild_hash_set<T, S>(set: &mut HashSet<T, S>, mut fix: impl FnMut(&mut T))
-where
-    T: Eq + Hash,
-    S: BuildHasher,
-{
-    let mut elements: Vec<T> = set.drain().collect();
-    for element in &mut elements {
-        fix(element);
-    }
-    set.extend(elements);
-}
-
-// SAFETY: a `HashMap` owns its keys and values and visits all of them in all three methods
-// (rules 1 and 2), rebuilding itself when keys must be changed (see the module doc); it is
-// `NO_SCAN` exactly when `K` and `V` are (rule 3). The hasher `S` is never visited: like an
-// opaque type, any handle in it stays rooted (rule 6). The map adds no interior mutability
-// (rule 4), and its `Drop` only drops the entries (rule 5).
+// Keyed collections: keys are opaque.
 //
-// Cost: `root`/`unroot` are O(n) with a temporary buffer when `K` can hold handles.
+// A key cannot be mutated in place (`HashMap` and `BTreeMap` hand out `&K` only), and the only
+// way to change a handle's rooted bit in a key would be to take the entries out and put them
+// back, running the user's `Hash`/`Eq`/`Ord` inside a mutator operation, where user code must
+// not run (rule 7: it could block on a lock held by a thread the collector is waiting for, or
+// start another operation). So keys, set elements and binary-heap elements are treated like the
+// contents of an `Arc` (`opaque.rs`): never traversed, never unrooted. Their handles stay
+// rooted for as long as the collection holds them, so nothing they reach is ever freed early,
+// and a cycle through a key leaks, as it would with `Rc`. Map *values* are traced as usual.
+//
+// For collectable membership, key by a noscan id (`HashMap<u64, Gc<T>>`) or keep the handles
+// in a `Vec`.
+
+// SAFETY: values are visited in all three methods (rules 1 and 2); keys are never visited,
+// unrooted or traced, so their handles stay rooted (rule 6's argument, as for opaque types);
+// `NO_SCAN` is the values' (rule 3): keys' handles are roots, which a noscan span may hold. No
+// user code runs: `values_mut` needs no hashing (rule 7).
 unsafe impl<K, V, S> Trace for HashMap<K, V, S>
 where
-    K: Trace + Eq + Hash,
+    K: Send + Sync + 'static,
     V: Trace,
-    S: BuildHasher + Send + Sync + 'static,
+    S: Send + Sync + 'static,
 {
-    const NO_SCAN: bool = K::NO_SCAN && V::NO_SCAN;
+    const NO_SCAN: bool = V::NO_SCAN;
 
+    #[inline]
     fn trace(&self, tracer: &mut Tracer) {
-        if Self::NO_SCAN {
+        if V::NO_SCAN {
             return;
         }
-        for (key, value) in self {
-            key.trace(tracer);
+        for value in self.values() {
             value.trace(tracer);
         }
     }
 
+    #[inline]
     fn root(&mut self) {
-        if Self::NO_SCAN {
+        if V::NO_SCAN {
             return;
         }
-        if K::NO_SCAN {
-            for value in self.values_mut() {
-                value.root();
-            }
-        } else {
-            rebuild_hash_map(self, |key, value| {
-                key.root();
-                value.root();
-            });
+        for value in self.values_mut() {
+            value.root();
         }
     }
 
+    #[inline]
     unsafe fn unroot(&mut self) {
-        if Self::NO_SCAN {
+        if V::NO_SCAN {
             return;
         }
-        if K::NO_SCAN {
-            for value in self.values_mut() {
-                // SAFETY: the value is part of `*self`; the caller's guarantee covers it.
-                unsafe { value.unroot() };
-            }
-        } else {
-            rebuild_hash_map(self, |key, value| {
-                // SAFETY: the key is part of `*self` (it is reinserted before `unroot`
-                // returns); the caller's guarantee covers it.
-                unsafe { key.unroot() };
-                // SAFETY: as for the key.
-                unsafe { value.unroot() };
-            });
+        for value in self.values_mut() {
+            // SAFETY: each value is part of `*self`; the caller's guarantee covers it.
+            unsafe { value.unroot() };
         }
     }
 }
 
-// SAFETY: as for `HashMap` with `V = ()`: every element is visited in all three methods,
-// by rebuilding the set in `root`/`unroot` (rules 1 and 2); `NO_SCAN` is `T`'s (rule 3);
-// the hasher stays rooted (rule 6); no interior mutability (rule 4), no `Drop` (rule 5).
-//
-// Cost: `root`/`unroot` are O(n) with a temporary buffer when `T` can hold handles.
-unsafe impl<T, S> Trace for HashSet<T, S>
-where
-    T: Trace + Eq + Hash,
-    S: BuildHasher + Send + Sync + 'static,
-{
-    const NO_SCAN: bool = T::NO_SCAN;
-
-    fn trace(&self, tracer: &mut Tracer) {
-        if T::NO_SCAN {
-            return;
-        }
-        for element in self {
-            element.trace(tracer);
-        }
-    }
-
-    fn root(&mut self) {
-        if T::NO_SCAN {
-            return;
-        }
-        rebuild_hash_set(self, |element| element.root());
-    }
-
-    unsafe fn unroot(&mut self) {
-        if T::NO_SCAN {
-            return;
-        }
-        rebuild_hash_set(self, |element| {
-            // SAFETY: the element is part of `*self` (it is reinserted before `unroot`
-            // returns); the caller's guarantee covers it.
-            unsafe { element.unroot() }
-        });
-    }
-}
-
-// SAFETY: a `BTreeMap` owns its keys and values and visits all of them in all three methods
-// (rules 1 and 2), rebuilding itself when keys must be changed (see the module doc); it is
-// `NO_SCAN` exactly when `K` and `V` are (rule 3); it adds no interior mutability (rule 4)
-// and its `Drop` only drops the entries (rule 5).
-//
-// Cost: `root`/`unroot` are O(n log n) when `K` can hold handles (take, fix, collect).
+// SAFETY: as for `HashMap`, with the values in a B-tree: `values_mut` calls no `Ord`.
 unsafe impl<K, V> Trace for BTreeMap<K, V>
 where
-    K: Trace + Ord,
+    K: Send + Sync + 'static,
     V: Trace,
 {
-    const NO_SCAN: bool = K::NO_SCAN && V::NO_SCAN;
+    const NO_SCAN: bool = V::NO_SCAN;
 
+    #[inline]
     fn trace(&self, tracer: &mut Tracer) {
-        if Self::NO_SCAN {
+        if V::NO_SCAN {
             return;
         }
-        for (key, value) in self {
-            key.trace(tracer);
+        for value in self.values() {
             value.trace(tracer);
         }
     }
 
+    #[inline]
     fn root(&mut self) {
-        if Self::NO_SCAN {
+        if V::NO_SCAN {
             return;
         }
-        if K::NO_SCAN {
-            for value in self.values_mut() {
-                value.root();
-            }
-        } else {
-            *self = core::mem::take(self)
-                .into_iter()
-                .map(|(mut key, mut value)| {
-                    key.root();
-                    value.root();
-                    (key, value)
-                })
-                .collect();
+        for value in self.values_mut() {
+            value.root();
         }
     }
 
+    #[inline]
     unsafe fn unroot(&mut self) {
-        if Self::NO_SCAN {
+        if V::NO_SCAN {
             return;
         }
-        if K::NO_SCAN {
-            for value in self.values_mut() {
-                // SAFETY: the value is part of `*self`; the caller's guarantee covers it.
-                unsafe { value.unroot() };
-            }
-        } else {
-            *self = core::mem::take(self)
-                .into_iter()
-                .map(|(mut key, mut value)| {
-                    // SAFETY: the key is part of `*self` (it is put back before `unroot`
-                    // returns); the caller's guarantee covers it.
-                    unsafe { key.unroot() };
-                    // SAFETY: as for the key.
-                    unsafe { value.unroot() };
-                    (key, value)
-                })
-                .collect();
+        for value in self.values_mut() {
+            // SAFETY: each value is part of `*self`; the caller's guarantee covers it.
+            unsafe { value.unroot() };
         }
     }
 }
 
-// SAFETY: as for `BTreeMap` with `V = ()`: every element is visited in all three methods,
-// by rebuilding the set in `root`/`unroot` (rules 1 and 2); `NO_SCAN` is `T`'s (rule 3);
-// no interior mutability (rule 4), no `Drop` (rule 5).
-//
-// Cost: `root`/`unroot` are O(n log n) when `T` can hold handles.
-unsafe impl<T: Trace + Ord> Trace for BTreeSet<T> {
-    const NO_SCAN: bool = T::NO_SCAN;
+/// `Trace` for collections whose elements are keys: opaque, like an `Arc`'s content.
+macro_rules! opaque_elements {
+    ($($ty:ident<$t:ident $(, $s:ident)?>),* $(,)?) => {$(
+        // SAFETY: the elements are never traversed, unrooted or traced, so their handles stay
+        // rooted (rule 6's argument, as for opaque types) and no user `Hash`/`Ord` runs in a
+        // mutator operation (rule 7); with nothing traced, `NO_SCAN` is `true` (rule 3).
+        unsafe impl<$t: Send + Sync + 'static $(, $s: Send + Sync + 'static)?> Trace
+            for $ty<$t $(, $s)?>
+        {
+            const NO_SCAN: bool = true;
 
-    fn trace(&self, tracer: &mut Tracer) {
-        if T::NO_SCAN {
-            return;
-        }
-        for element in self {
-            element.trace(tracer);
-        }
-    }
+            #[inline]
+            fn trace(&self, _: &mut Tracer) {}
 
-    fn root(&mut self) {
-        if T::NO_SCAN {
-            return;
-        }
-        *self = core::mem::take(self)
-            .into_iter()
-            .map(|mut element| {
-                element.root();
-                element
-            })
-            .collect();
-    }
+            #[inline]
+            fn root(&mut self) {}
 
-    unsafe fn unroot(&mut self) {
-        if T::NO_SCAN {
-            return;
+            #[inline]
+            unsafe fn unroot(&mut self) {}
         }
-        *self = core::mem::take(self)
-            .into_iter()
-            .map(|mut element| {
-                // SAFETY: the element is part of `*self` (it is put back before `unroot`
-                // returns); the caller's guarantee covers it.
-                unsafe { element.unroot() };
-                element
-            })
-            .collect();
-    }
+    )*};
 }
 
-// SAFETY: a `BinaryHeap` owns its elements and visits all of them in all three methods
-// (rules 1 and 2); elements are only reachable through `&`, so `root`/`unroot` turn the heap
-// into its `Vec`, fix every element and heapify again. `NO_SCAN` is `T`'s (rule 3); no
-// interior mutability (rule 4), no `Drop` beyond dropping the elements (rule 5).
-//
-// Cost: `root`/`unroot` are O(n) (one heapify) when `T` can hold handles.
-unsafe impl<T: Trace + Ord> Trace for BinaryHeap<T> {
-    const NO_SCAN: bool = T::NO_SCAN;
-
-    fn trace(&self, tracer: &mut Tracer) {
-        if T::NO_SCAN {
-            return;
-        }
-        for element in self {
-            element.trace(tracer);
-        }
-    }
-
-    fn root(&mut self) {
-        if T::NO_SCAN {
-            return;
-        }
-        let mut elements = core::mem::take(self).into_vec();
-        elements.root();
-        *self = BinaryHeap::from(elements);
-    }
-
-    unsafe fn unroot(&mut self) {
-        if T::NO_SCAN {
-            return;
-        }
-        let mut elements = core::mem::take(self).into_vec();
-        // SAFETY: the elements are all of `*self` (they are put back before `unroot`
-        // returns); the caller's guarantee covers them.
-        unsafe { elements.unroot() };
-        *self = BinaryHeap::from(elements);
-    }
-}
+opaque_elements!(HashSet<T, S>, BTreeSet<T>, BinaryHeap<T>);
 
 #[cfg(test)]
 mod tests {
@@ -790,10 +631,9 @@ mod tests {
         type Twelve = (u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, Probe);
         assert!(!no_scan::<Twelve>());
         assert!(!no_scan::<[Probe; 0]>());
-        assert!(!no_scan::<HashMap<Probe, u8>>());
+        assert!(no_scan::<HashMap<Probe, u8>>());
         assert!(!no_scan::<HashMap<u8, Probe>>());
         assert!(!no_scan::<BTreeMap<u8, Vec<Probe>>>());
-        assert!(!no_scan::<BinaryHeap<Probe>>());
         assert!(!no_scan::<Cow<'static, [Probe]>>());
         assert!(!no_scan::<ManuallyDrop<Probe>>());
         assert!(!no_scan::<Wrapping<Probe>>());
@@ -887,42 +727,38 @@ mod tests {
     }
 
     #[test]
-    fn hash_maps_reach_keys_and_values() {
+    fn maps_reach_values_and_keep_keys_rooted() {
+        // Keys are opaque: only the values are visited.
         let map: HashMap<Probe, Probe> = (0..50).map(|i| (Probe::new(i), Probe::new(i))).collect();
-        check(map, 100, |m| rooted(m.keys().chain(m.values())));
-
-        // Keys that are `NO_SCAN`: values are fixed in place, keys never touched.
+        check(map, 50, |m| rooted(m.values()));
         let map: HashMap<u32, Probe> = (0..50).map(|i| (i, Probe::new(i))).collect();
         check(map, 50, |m| rooted(m.values()));
-
-        // Entries survive a rebuild, with their hasher.
-        let mut map: HashMap<Probe, u32> = (0..20).map(|i| (Probe::new(i), i)).collect();
-        map.root();
-        unroot(&mut map);
-        assert_eq!(map.len(), 20);
-        assert!((0..20).all(|i| map[&Probe::new(i)] == i));
-
-        let set: HashSet<Probe> = probes(0..30).into_iter().collect();
-        check(set, 30, |s| rooted(s));
-    }
-
-    #[test]
-    fn btree_maps_reach_keys_and_values() {
         let map: BTreeMap<Probe, Probe> = (0..50).map(|i| (Probe::new(i), Probe::new(i))).collect();
-        check(map, 100, |m| rooted(m.keys().chain(m.values())));
-
+        check(map, 50, |m| rooted(m.values()));
         let map: BTreeMap<String, Probe> = (0..5).map(|i| (i.to_string(), Probe::new(i))).collect();
         check(map, 5, |m| rooted(m.values()));
 
-        let set: BTreeSet<Probe> = probes(0..30).into_iter().collect();
-        check(set, 30, |s| rooted(s));
+        // Keys keep whatever rootedness they were created with.
+        let mut map: HashMap<Probe, u32> = (0..20).map(|i| (Probe::new(i), i)).collect();
+        unroot(&mut map);
+        assert!(map.keys().all(|k| k.rooted == 0), "keys are never unrooted");
+        assert!((0..20).all(|i| map[&Probe::new(i)] == i));
+    }
 
+    #[test]
+    fn sets_and_heaps_are_opaque() {
+        assert!(no_scan::<HashSet<Probe>>());
+        assert!(no_scan::<BTreeSet<Probe>>());
+        assert!(no_scan::<BinaryHeap<Probe>>());
+        let set: HashSet<Probe> = probes(0..30).into_iter().collect();
+        assert_eq!(edges(&set), 0);
         let mut heap: BinaryHeap<Probe> = probes(0..30).into_iter().collect();
-        heap.root();
-        assert_eq!(heap.peek().map(|p| p.id), Some(29));
-        assert_eq!(heap.len(), 30);
         unroot(&mut heap);
-        check(heap, 30, |h| rooted(h));
+        assert!(
+            heap.iter().all(|p| p.rooted == 0),
+            "elements are never unrooted"
+        );
+        assert_eq!(heap.peek().map(|p| p.id), Some(29));
     }
 
     #[test]

@@ -162,7 +162,19 @@ impl Collector {
         let stop = self.heap.stop_world();
         let pause_start = Instant::now();
         self.phase.set(Phase::Marking);
-        let marked = mark::mark(&stop);
+        // A `Trace` impl that panics (breaking its rules) must not leave half a mark behind:
+        // the next cycle would take the stale bits for objects already traced. Clear them,
+        // restart the world (the guard's drop) and let the panic go on.
+        let marked =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mark::mark(&stop))) {
+                Ok(m) => m,
+                Err(panic) => {
+                    stop.clear_marks();
+                    self.phase.abort();
+                    drop(stop);
+                    std::panic::resume_unwind(panic);
+                }
+            };
         let mark_time = pause_start.elapsed();
         #[cfg(feature = "poison")]
         mark::verify_marks(&stop);

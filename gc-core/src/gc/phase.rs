@@ -62,6 +62,12 @@ impl AtomicPhase {
         Phase::from_u8(self.0.load(Ordering::Relaxed))
     }
 
+    /// Back to `Idle` from wherever the cycle was, when a cycle is abandoned (a panicking
+    /// `Trace` impl).
+    pub(crate) fn abort(&self) {
+        self.0.store(Phase::Idle as u8, Ordering::Release);
+    }
+
     /// Moves to `next`; the transition must be legal (debug-asserted). Only the thread running
     /// the cycle calls this.
     pub(crate) fn set(&self, next: Phase) {

@@ -509,6 +509,11 @@ impl WorldStop<'_> {
         self.heap.for_each_object(f)
     }
 
+    /// Clears every mark bit: an abandoned mark leaves nothing behind.
+    pub fn clear_marks(&self) {
+        self.for_each_span(|s| s.mark_bits.clear());
+    }
+
     /// Calls `f` on every span in use.
     pub fn for_each_span(&self, mut f: impl FnMut(&Span)) {
         for class in SpanClass::all() {

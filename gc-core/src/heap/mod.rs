@@ -493,6 +493,9 @@ impl WorldStop<'_> {
     /// become the verdict. The caches' spans were given back when the world stopped, and no
     /// thread can allocate before the guard drops, so no span is cached across the change.
     pub fn begin_sweep(&self) {
+        // Sweep termination: the previous sweep's unswept spans must be swept under their own
+        // verdict before the generation moves (their drops stay queued for whoever runs them).
+        while self.heap.sweep_one() {}
         let shared = &self.heap.shared;
         let s = shared.load_state();
         shared.state.store(
@@ -691,6 +694,15 @@ impl HeapShared {
                 };
                 self.central.push_swept(span.class(), s, cur, f);
             } else {
+                // Unswept for `cur`. A span left behind by more than one generation (which
+                // sweep termination rules out) is re-labelled so it can still be claimed: its
+                // mark bits are then the union of the cycles' verdicts, which only keeps more.
+                debug_assert_eq!(
+                    span.sweep_gen(),
+                    cur.minus(2),
+                    "span left unswept for a cycle"
+                );
+                span.set_sweep_gen(cur.minus(2));
                 self.central.push_unswept(span.class(), s, cur);
             }
             return;
@@ -1474,4 +1486,34 @@ mod tests {
         });
         assert_eq!(heap.stats().objects, 101);
     }
+
+    #[test]
+    fn is_black_is_current_before_any_allocation() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        heap.set_black(true);
+        assert!(cache.op().is_black());
+        heap.set_black(false);
+        assert!(!cache.op().is_black());
+    }
+
+    #[test]
+    fn stopping_the_world_mid_sweep_finishes_the_sweep_first() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        alloc_n(&mut cache, 16, 1000);
+        cache.flush();
+        heap.begin_sweep(); // left lazy: spans still unswept
+        {
+            let w = heap.stop_world();
+            w.begin_sweep();
+        }
+        heap.finish_sweep();
+        assert_eq!(heap.stats().objects, 0, "the unswept spans were swept, not skipped");
+        heap.verify();
+        heap.begin_sweep();
+        heap.finish_sweep(); // used to spin for ever on a stale span
+        heap.verify();
+    }
+
 }

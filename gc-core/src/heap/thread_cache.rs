@@ -46,6 +46,7 @@ use super::{AllocError, AllocState, HeapShared};
 /// Their lines are usually cold (the span was swept, not touched), and the first write to an
 /// object (its header) and the first atomic on it (a root count) would otherwise wait for
 /// memory. A prefetch never faults, so running past the end of the span is harmless.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 const PREFETCH_DISTANCE: usize = 256;
 
 #[inline(always)]
@@ -344,11 +345,10 @@ impl CacheOp<'_> {
         self.cache.shared.local.with_mut(|l| unsafe { &mut *l })
     }
 
-    /// Whether objects allocated now are born marked.
+    /// Whether objects allocated now are born marked (re-reads the heap's state first).
     #[inline(always)]
-    pub fn is_black(&self) -> bool {
-        // SAFETY: a short-lived reference, not kept.
-        unsafe { self.local() }.seen.black()
+    pub fn is_black(&mut self) -> bool {
+        self.sync_state().black()
     }
 
     /// Re-reads the heap's allocation state; on a new sweep generation, gives back every span

@@ -10,7 +10,8 @@
 //! blocks) are only marked, never read.
 //!
 //! Today this runs with the world stopped ([`crate::heap::WorldStop`]), on the thread running
-//! the cycle.
+//! the cycle, which is then the only writer of mark bits: it sets them with plain loads and
+//! stores (`Bitmap::test_and_set_unsync`). Concurrent marking will need `set_atomic`.
 
 use crate::heap::bitmap::{tail_mask, BitIter};
 use crate::heap::{Address, Heap, Span, WorldStop};
@@ -32,6 +33,9 @@ pub(crate) fn mark(stop: &WorldStop<'_>) -> MarkResult {
     let mut stack: Vec<Address> = Vec::new();
     stop.for_each_span(|span| enumerate_roots(span, &mut stack, &mut result));
     let mut tracer = Tracer::new();
+    // Objects allocated together point at each other (a tree's nodes share spans): remember
+    // the last target's span and skip the arena-table lookup when the next edge is inside it.
+    let mut last: Option<&Span> = None;
     while let Some(obj) = stack.pop() {
         // SAFETY: only marked, allocated, initialised scan objects are pushed, and nothing is
         // freed while the world is stopped.
@@ -44,12 +48,20 @@ pub(crate) fn mark(stop: &WorldStop<'_>) -> MarkResult {
         }
         for edge in tracer.drain() {
             let target = Address::from_ptr(edge.as_ptr());
-            // SAFETY: an edge of a live object points at a live object (invariant I1), so its
-            // span is in use while the world is stopped.
-            let span = unsafe { Heap::span_of(target) }
-                .unwrap_or_else(|| panic!("gc-core: edge {target:?} points outside the heap"));
+            let span = match last {
+                Some(s) if s.contains(target) => s,
+                _ => {
+                    // SAFETY: an edge of a live object points at a live object (invariant I1),
+                    // so its span is in use while the world is stopped.
+                    let s = unsafe { Heap::span_of(target) }.unwrap_or_else(|| {
+                        panic!("gc-core: edge {target:?} points outside the heap")
+                    });
+                    last = Some(s);
+                    s
+                }
+            };
             let slot = span.slot_of(target);
-            if span.mark_bits.set_atomic(slot) {
+            if span.mark_bits.test_and_set_unsync(slot) {
                 result.objects += 1;
                 result.bytes += span.elem_size();
                 if !span.class().is_noscan() {
@@ -82,7 +94,7 @@ fn enumerate_roots(span: &Span, stack: &mut Vec<Address>, result: &mut MarkResul
                 // (written inside the allocating operation, which has ended).
                 unsafe { &*addr.as_mut_ptr::<ObjectHeader>() }.is_root()
             };
-            if is_root && span.mark_bits.set_atomic(slot) {
+            if is_root && span.mark_bits.test_and_set_unsync(slot) {
                 result.roots += 1;
                 result.objects += 1;
                 result.bytes += span.elem_size();

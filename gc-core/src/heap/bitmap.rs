@@ -80,6 +80,21 @@ impl Bitmap {
         self.words[i / 64].fetch_or(bit, Ordering::AcqRel) & bit == 0
     }
 
+    /// Sets bit `i` with a plain load and store; returns true if it was clear. Only for a
+    /// thread that is the sole writer of the map for the moment (the stop-the-world marker):
+    /// it skips the locked read-modify-write of [`Bitmap::set_atomic`].
+    #[inline]
+    pub fn test_and_set_unsync(&self, i: usize) -> bool {
+        let w = &self.words[i / 64];
+        let bit = 1u64 << (i % 64);
+        let v = w.load(Ordering::Relaxed);
+        if v & bit != 0 {
+            return false;
+        }
+        w.store(v | bit, Ordering::Relaxed);
+        true
+    }
+
     /// Word `w`.
     #[inline]
     pub fn word(&self, w: usize) -> u64 {

@@ -1509,11 +1509,14 @@ mod tests {
             w.begin_sweep();
         }
         heap.finish_sweep();
-        assert_eq!(heap.stats().objects, 0, "the unswept spans were swept, not skipped");
+        assert_eq!(
+            heap.stats().objects,
+            0,
+            "the unswept spans were swept, not skipped"
+        );
         heap.verify();
         heap.begin_sweep();
         heap.finish_sweep(); // used to spin for ever on a stale span
         heap.verify();
     }
-
 }

@@ -36,65 +36,27 @@ trait Tree: Sized {
     fn check(&self) -> u64;
 }
 
-impl Tree for Gc<GcNode> {
-    fn build(depth: u32) -> Self {
-        if depth == 0 {
-            Gc::new(GcNode {
-                left: None,
-                right: None,
-            })
-        } else {
-            Gc::new(GcNode {
-                left: Some(Self::build(depth - 1)),
-                right: Some(Self::build(depth - 1)),
-            })
+/// The same `Tree` impl for each pointer type: `$ptr::new`, and `$node` with two children.
+macro_rules! tree {
+    ($($ptr:ident<$node:ident>),*) => {$(
+        impl Tree for $ptr<$node> {
+            fn build(depth: u32) -> Self {
+                if depth == 0 {
+                    $ptr::new($node { left: None, right: None })
+                } else {
+                    let (left, right) = (Self::build(depth - 1), Self::build(depth - 1));
+                    $ptr::new($node { left: Some(left), right: Some(right) })
+                }
+            }
+            fn check(&self) -> u64 {
+                1 + self.left.as_ref().map_or(0, |n| n.check())
+                    + self.right.as_ref().map_or(0, |n| n.check())
+            }
         }
-    }
-    fn check(&self) -> u64 {
-        1 + self.left.as_ref().map_or(0, |n| n.check())
-            + self.right.as_ref().map_or(0, |n| n.check())
-    }
+    )*};
 }
 
-impl Tree for Rc<RcNode> {
-    fn build(depth: u32) -> Self {
-        if depth == 0 {
-            Rc::new(RcNode {
-                left: None,
-                right: None,
-            })
-        } else {
-            Rc::new(RcNode {
-                left: Some(Self::build(depth - 1)),
-                right: Some(Self::build(depth - 1)),
-            })
-        }
-    }
-    fn check(&self) -> u64 {
-        1 + self.left.as_ref().map_or(0, |n| n.check())
-            + self.right.as_ref().map_or(0, |n| n.check())
-    }
-}
-
-impl Tree for Box<BoxNode> {
-    fn build(depth: u32) -> Self {
-        if depth == 0 {
-            Box::new(BoxNode {
-                left: None,
-                right: None,
-            })
-        } else {
-            Box::new(BoxNode {
-                left: Some(Self::build(depth - 1)),
-                right: Some(Self::build(depth - 1)),
-            })
-        }
-    }
-    fn check(&self) -> u64 {
-        1 + self.left.as_ref().map_or(0, |n| n.check())
-            + self.right.as_ref().map_or(0, |n| n.check())
-    }
-}
+tree!(Gc<GcNode>, Rc<RcNode>, Box<BoxNode>);
 
 /// The benchmark program; returns the sum of all checks.
 fn run<T: Tree>(n: u32) -> u64 {

@@ -473,89 +473,54 @@ where
 // For collectable membership, key by a noscan id (`HashMap<u64, Gc<T>>`) or keep the handles
 // in a `Vec`.
 
-// SAFETY: values are visited in all three methods (rules 1 and 2); keys are never visited,
-// unrooted or traced, so their handles stay rooted (rule 6's argument, as for opaque types);
-// `NO_SCAN` is the values' (rule 3): keys' handles are roots, which a noscan span may hold. No
-// user code runs: `values_mut` needs no hashing (rule 7).
-unsafe impl<K, V, S> Trace for HashMap<K, V, S>
-where
-    K: Send + Sync + 'static,
-    V: Trace,
-    S: Send + Sync + 'static,
-{
-    const NO_SCAN: bool = V::NO_SCAN;
+/// `Trace` for maps: values traced, keys opaque.
+macro_rules! map_values {
+    ($($ty:ident<K, V $(, $s:ident)?>),* $(,)?) => {$(
+        // SAFETY: values are visited in all three methods (rules 1 and 2); keys are never
+        // visited, unrooted or traced, so their handles stay rooted (rule 6's argument, as for
+        // opaque types); `NO_SCAN` is the values' (rule 3): keys' handles are roots, which a
+        // noscan span may hold. No user code runs: `values`/`values_mut` neither hash nor
+        // compare keys (rule 7).
+        unsafe impl<K: Send + Sync + 'static, V: Trace $(, $s: Send + Sync + 'static)?> Trace
+            for $ty<K, V $(, $s)?>
+        {
+            const NO_SCAN: bool = V::NO_SCAN;
 
-    #[inline]
-    fn trace(&self, tracer: &mut Tracer) {
-        if V::NO_SCAN {
-            return;
-        }
-        for value in self.values() {
-            value.trace(tracer);
-        }
-    }
+            #[inline]
+            fn trace(&self, tracer: &mut Tracer) {
+                if V::NO_SCAN {
+                    return;
+                }
+                for value in self.values() {
+                    value.trace(tracer);
+                }
+            }
 
-    #[inline]
-    fn root(&mut self) {
-        if V::NO_SCAN {
-            return;
-        }
-        for value in self.values_mut() {
-            value.root();
-        }
-    }
+            #[inline]
+            fn root(&mut self) {
+                if V::NO_SCAN {
+                    return;
+                }
+                for value in self.values_mut() {
+                    value.root();
+                }
+            }
 
-    #[inline]
-    unsafe fn unroot(&mut self) {
-        if V::NO_SCAN {
-            return;
+            #[inline]
+            unsafe fn unroot(&mut self) {
+                if V::NO_SCAN {
+                    return;
+                }
+                for value in self.values_mut() {
+                    // SAFETY: each value is part of `*self`; the caller's guarantee covers it.
+                    unsafe { value.unroot() };
+                }
+            }
         }
-        for value in self.values_mut() {
-            // SAFETY: each value is part of `*self`; the caller's guarantee covers it.
-            unsafe { value.unroot() };
-        }
-    }
+    )*};
 }
 
-// SAFETY: as for `HashMap`, with the values in a B-tree: `values_mut` calls no `Ord`.
-unsafe impl<K, V> Trace for BTreeMap<K, V>
-where
-    K: Send + Sync + 'static,
-    V: Trace,
-{
-    const NO_SCAN: bool = V::NO_SCAN;
-
-    #[inline]
-    fn trace(&self, tracer: &mut Tracer) {
-        if V::NO_SCAN {
-            return;
-        }
-        for value in self.values() {
-            value.trace(tracer);
-        }
-    }
-
-    #[inline]
-    fn root(&mut self) {
-        if V::NO_SCAN {
-            return;
-        }
-        for value in self.values_mut() {
-            value.root();
-        }
-    }
-
-    #[inline]
-    unsafe fn unroot(&mut self) {
-        if V::NO_SCAN {
-            return;
-        }
-        for value in self.values_mut() {
-            // SAFETY: each value is part of `*self`; the caller's guarantee covers it.
-            unsafe { value.unroot() };
-        }
-    }
-}
+map_values!(HashMap<K, V, S>, BTreeMap<K, V>);
 
 /// `Trace` for collections whose elements are keys: opaque, like an `Arc`'s content.
 macro_rules! opaque_elements {

@@ -58,6 +58,8 @@ pub(crate) struct Collector {
     completed: AtomicU64,
     /// Allocated-bytes counter value at which the next automatic cycle starts (`u64::MAX`: off).
     trigger: AtomicU64,
+    /// The growth the last cycle allowed (trigger minus the clock at its end).
+    growth: AtomicU64,
     log: Mutex<CycleLog>,
     epoch: Instant,
     /// The thread that runs drops queued by automatic cycles.
@@ -69,6 +71,7 @@ impl Collector {
         let heap = Heap::new(HeapConfig {
             limit: config.memory_limit,
         });
+        let min_heap = config.min_heap as u64;
         let trigger = match config.gogc {
             Some(_) => config.min_heap as u64,
             None => u64::MAX,
@@ -81,6 +84,7 @@ impl Collector {
             started: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             trigger: AtomicU64::new(trigger),
+            growth: AtomicU64::new(min_heap),
             log: Mutex::new(CycleLog::default()),
             epoch: Instant::now(),
             finalizer: std::sync::OnceLock::new(),
@@ -115,9 +119,22 @@ impl Collector {
             return;
         }
         // A thread that finds a cycle running goes on allocating (the cycle's own trigger
-        // update will follow); it does not queue behind it.
-        let Some(_cycle) = self.cycle.try_lock() else {
-            return;
+        // update will follow), unless the heap has grown a whole allowance past the trigger:
+        // then it waits for the cycle, so allocation cannot outrun collection (the
+        // stop-the-world collector's stand-in for the pacer's mark assists). It holds no lock
+        // and is in no operation, so the cycle never waits for it.
+        let _cycle = match self.cycle.try_lock() {
+            Some(guard) => guard,
+            None => {
+                let limit = self
+                    .trigger
+                    .load(Ordering::Relaxed)
+                    .saturating_add(self.growth.load(Ordering::Relaxed));
+                if self.heap.allocated_bytes() < limit {
+                    return;
+                }
+                self.cycle.lock()
+            }
         };
         if self.heap.allocated_bytes() >= self.trigger.load(Ordering::Relaxed) {
             self.run_cycle(false);
@@ -199,6 +216,7 @@ impl Collector {
         // Pacing: the next cycle starts once the heap has grown by GOGC % of what survived.
         if let Some(gogc) = self.config.gogc {
             let growth = (marked.bytes as u64 * gogc as u64 / 100).max(self.config.min_heap as u64);
+            self.growth.store(growth, Ordering::Relaxed);
             self.trigger
                 .store(self.heap.allocated_bytes() + growth, Ordering::Relaxed);
         }

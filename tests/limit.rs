@@ -21,6 +21,7 @@ struct Big {
 impl Drop for Big {
     fn drop(&mut self) {
         DROPS.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(self.buf.len(), 4 << 20);
         match self.mode {
             1 => drop(Gc::new(1u64)),
             2 => gc_core::collect(),
@@ -63,7 +64,9 @@ fn limit_body() {
 
     // An object over the limit: `Err` with a clear message; its value is dropped after.
     let before = DROPS.load(Ordering::SeqCst);
-    let r = Gc::try_new(Inline { buf: [1; 2 << 20] });
+    let value = Inline { buf: [1; 2 << 20] };
+    assert_eq!(value.buf[0], 1);
+    let r = Gc::try_new(value);
     let e = r.err().expect("2 MiB object over a 1 MiB limit");
     assert!(matches!(e, AllocError::MemoryLimit { .. }), "{e:?}");
     assert!(e.to_string().contains("heap limit"), "{e}");

@@ -69,7 +69,9 @@ impl Samples {
 pub struct GcStats {
     /// Completed collection cycles.
     pub cycles: u64,
-    /// Objects allocated since start (slots handed to thread caches, Go's accounting).
+    /// Objects allocated since start, Go's way: slots handed to thread caches, net of those
+    /// they gave back unused. Grows with allocation; may dip slightly when a cache gives
+    /// slots back.
     pub objects_allocated: u64,
     /// Objects freed by sweeps since start.
     pub objects_freed: u64,
@@ -80,9 +82,9 @@ pub struct GcStats {
     pub bytes: usize,
     /// Dead objects already dropped whose slots the next sweep frees.
     pub dropped_unreclaimed: usize,
-    /// Of which in scan spans (traced).
+    /// Bytes in scan spans (traced), counting dead objects awaiting reuse.
     pub scan_bytes: usize,
-    /// Of which in noscan spans (never traced; tiny blocks included).
+    /// Bytes in noscan spans (never traced; tiny blocks included), likewise.
     pub noscan_bytes: usize,
     /// Bytes found live by the last mark.
     pub live_bytes_after_mark: usize,

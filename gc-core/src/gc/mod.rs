@@ -95,13 +95,18 @@ impl Collector {
     /// when every object that was garbage at the call has been dropped.
     pub(crate) fn collect(&self) {
         let ticket = self.started.load(Ordering::SeqCst);
-        let _cycle = self.cycle.lock();
+        let cycle = self.cycle.lock();
         if self.completed.load(Ordering::SeqCst) > ticket {
-            // A later cycle ran; its drops may still be with the finalizer thread.
+            // A later cycle ran; its drops may still be queued or with the finalizer thread.
+            // Run them without the cycle lock, as a collector (a `Drop` that calls `collect`
+            // then panics instead of waiting for a lock its own thread holds).
+            drop(cycle);
+            let _in = global::CollectorScope::enter();
             self.heap.finish_sweep();
             return;
         }
         self.run_cycle(true);
+        drop(cycle);
     }
 
     /// Starts a cycle if the heap has grown past the trigger and no cycle is running.

@@ -255,7 +255,8 @@ impl<T: Trace> Gc<T> {
     }
 
     /// The number of rooted handles to the object right now (saturated counts read as
-    /// 2^31 or more). For diagnostics and tests.
+    /// 2^31 or more). For a tiny object (noscan, no drop glue, under 16 bytes), the count of
+    /// its whole 16-byte block, which it shares with its neighbours. For diagnostics and tests.
     pub fn root_count(this: &Gc<T>) -> u32 {
         if Self::TINY {
             this.tiny_roots().load(Ordering::Acquire)

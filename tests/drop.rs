@@ -845,7 +845,12 @@ fn handles_in_std_collections() {
     log.assert_exactly(|id| id == 1, "the removed value");
     drop(reg);
     gc_core::collect(); // the registry and its values; the keys' roots go with its drop
-    log.assert_exactly(|id| id <= 7, "values die with the registry");
+                        // The keys die one cycle later, or already, if another test's cycle ran in between.
+    let keys_gone = |id: u64| (10..14).contains(&id) && log.count(id) == 1;
+    log.assert_exactly(
+        |id| id <= 7 || keys_gone(id),
+        "values die with the registry",
+    );
     gc_core::collect(); // the keys, no longer rooted
     log.assert_exactly(|id| id <= 7 || (10..14).contains(&id), "keys freed after");
 }

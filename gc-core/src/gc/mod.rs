@@ -199,7 +199,10 @@ impl Collector {
             };
         let mark_time = pause_start.elapsed();
         #[cfg(feature = "poison")]
-        mark::verify_marks(&stop);
+        {
+            stop.verify();
+            mark::verify_marks(&stop);
+        }
         self.phase.set(Phase::Sweeping);
         stop.begin_sweep();
         drop(stop);

@@ -512,6 +512,12 @@ impl WorldStop<'_> {
         self.heap.for_each_object(f)
     }
 
+    /// The heap verifier ([`Heap::verify`]) with the world stopped: the caches' spans were
+    /// given back when it stopped, so every span is listed.
+    pub fn verify(&self) {
+        self.heap.shared.verify();
+    }
+
     /// Clears every mark bit: an abandoned mark leaves nothing behind.
     pub fn clear_marks(&self) {
         self.for_each_span(|s| s.mark_bits.clear());

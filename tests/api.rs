@@ -15,6 +15,8 @@
 //! per test (an `Arc<AtomicUsize>` in a `#[gc(no_scan)]` payload) and global statistics are only
 //! compared as deltas, under [`HEAVY`] where other tests could disturb them.
 
+mod common;
+
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -25,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
 
+use common::checksum;
 use gc_core::{BorrowError, Gc, GcCell, GcSlot, GcStats, Trace};
 
 // ---------------------------------------------------------------------------------------------
@@ -55,10 +58,6 @@ impl Drops {
             drops: self.0.clone(),
         }
     }
-}
-
-fn checksum(id: u64) -> u64 {
-    id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5_5A5A_F00D_CAFE
 }
 
 /// A noscan payload that counts its drops (a `#[gc(no_scan)]` type may implement `Drop`).

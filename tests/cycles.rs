@@ -16,124 +16,14 @@
 //!
 //! Tests of this binary run in parallel and share the collector: every count is per test.
 
+mod common;
+
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use gc_core::{Gc, GcCell, GcSlot, Trace};
+use common::{node, DropLog, Node};
+use gc_core::{Gc, GcSlot, Trace};
 use gc_core_workspace::XorShift64Star;
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------
-
-fn checksum(id: u64) -> u64 {
-    id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5_5A5A_F00D_CAFE
-}
-
-/// Per-test drop counts by node id.
-struct DropLog {
-    counts: Vec<AtomicU32>,
-}
-
-impl DropLog {
-    fn new(n: usize) -> Arc<DropLog> {
-        Arc::new(DropLog {
-            counts: (0..n).map(|_| AtomicU32::new(0)).collect(),
-        })
-    }
-
-    fn count(&self, id: usize) -> u32 {
-        self.counts[id].load(Ordering::SeqCst)
-    }
-
-    fn total(&self) -> usize {
-        self.counts
-            .iter()
-            .map(|c| c.load(Ordering::SeqCst) as usize)
-            .sum()
-    }
-
-    /// Asserts that exactly the ids in `dead` have been dropped, each once.
-    fn assert_dropped_exactly(&self, dead: impl Fn(usize) -> bool, what: &str) {
-        let mut wrong = Vec::new();
-        for id in 0..self.counts.len() {
-            let want = u32::from(dead(id));
-            let got = self.count(id);
-            if got != want {
-                wrong.push((id, want, got));
-            }
-        }
-        assert!(
-            wrong.is_empty(),
-            "{what}: {} nodes with the wrong drop count (id, want, got), first: {:?}",
-            wrong.len(),
-            &wrong[..wrong.len().min(10)]
-        );
-    }
-}
-
-/// A noscan payload that records its drop in the test's log.
-#[derive(Trace)]
-#[gc(no_scan)]
-struct Tally {
-    id: usize,
-    check: u64,
-    log: Arc<DropLog>,
-}
-
-impl Tally {
-    fn new(log: &Arc<DropLog>, id: usize) -> Tally {
-        Tally {
-            id,
-            check: checksum(id as u64),
-            log: log.clone(),
-        }
-    }
-
-    fn verify(&self) -> usize {
-        assert_eq!(
-            self.check,
-            checksum(self.id as u64),
-            "corrupted node {}",
-            self.id
-        );
-        self.id
-    }
-}
-
-impl Drop for Tally {
-    fn drop(&mut self) {
-        assert_eq!(
-            self.check,
-            checksum(self.id as u64),
-            "dropping a corrupted node"
-        );
-        self.log.counts[self.id].fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A node with both kinds of mutable edge.
-#[derive(Trace)]
-struct Node {
-    tally: Tally,
-    next: GcSlot<Node>,
-    kids: GcCell<Vec<Gc<Node>>>,
-}
-
-impl Node {
-    fn id(&self) -> usize {
-        self.tally.verify()
-    }
-}
-
-fn node(log: &Arc<DropLog>, id: usize) -> Gc<Node> {
-    Gc::new(Node {
-        tally: Tally::new(log, id),
-        next: GcSlot::new(None),
-        kids: GcCell::new(Vec::new()),
-    })
-}
 
 // ---------------------------------------------------------------------------------------------
 // Small cycles (I3)
@@ -155,9 +45,9 @@ fn two_node_cycle_through_slots() {
     assert!(Gc::ptr_eq(&b.next.load().unwrap(), &a));
     drop((a, b));
     gc_core::collect();
-    log.assert_dropped_exactly(|_| true, "after one collect");
+    log.assert_exactly(|_| true, "after one collect");
     gc_core::collect();
-    log.assert_dropped_exactly(|_| true, "still once after another");
+    log.assert_exactly(|_| true, "still once after another");
 }
 
 #[test]
@@ -176,10 +66,10 @@ fn self_loops() {
     assert!(Gc::ptr_eq(&b.kids.borrow()[0], &b));
     drop((a, b));
     gc_core::collect();
-    log.assert_dropped_exactly(|id| id < 2, "two self-loops dropped");
+    log.assert_exactly(|id| id < 2, "two self-loops dropped");
     drop(c);
     gc_core::collect();
-    log.assert_dropped_exactly(|_| true, "all three");
+    log.assert_exactly(|_| true, "all three");
 }
 
 #[test]
@@ -198,14 +88,14 @@ fn cycle_through_cells_and_slots() {
     assert_eq!(zero.kids.borrow()[0].next.load().unwrap().id(), 2);
     drop((keep, zero));
     gc_core::collect();
-    log.assert_dropped_exactly(|_| true, "the 3-cycle");
+    log.assert_exactly(|_| true, "the 3-cycle");
 }
 
 /// I3: a cycle made garbage before `collect()` is called is dropped when that call returns,
 /// however many cycles came before, and whatever else is live.
 #[test]
 fn garbage_before_collect_is_reclaimed_by_that_collect() {
-    const ROUNDS: usize = 50;
+    const ROUNDS: u64 = 50;
     let log = DropLog::new(ROUNDS * 4);
     let live = node(&log, ROUNDS * 4 - 1);
     for r in 0..ROUNDS {
@@ -229,13 +119,13 @@ fn garbage_before_collect_is_reclaimed_by_that_collect() {
 
 #[test]
 fn ring_of_200k_nodes() {
-    const N: usize = 200_000;
+    const N: u64 = 200_000;
     let log = DropLog::new(N);
-    let nodes: Vec<Gc<Node>> = (0..N).map(|i| node(&log, i)).collect();
-    for i in 0..N {
-        nodes[i].next.store(Some(nodes[(i + 1) % N].clone()));
+    let nodes: Vec<Gc<Node>> = (0..N).map(|id| node(&log, id)).collect();
+    for (i, n) in nodes.iter().enumerate() {
+        n.next.store(Some(nodes[(i + 1) % nodes.len()].clone()));
     }
-    let start = nodes[N / 2].clone();
+    let start = nodes[(N / 2) as usize].clone();
     drop(nodes);
     gc_core::collect();
     assert_eq!(log.total(), 0, "the ring is reachable from one root");
@@ -249,24 +139,26 @@ fn ring_of_200k_nodes() {
     assert!(Gc::ptr_eq(&cur, &start));
     drop((cur, start));
     gc_core::collect();
-    log.assert_dropped_exactly(|_| true, "the whole ring");
+    log.assert_exactly(|_| true, "the whole ring");
 }
 
 // ---------------------------------------------------------------------------------------------
 // A random graph (I1 + I3, exactly)
 // ---------------------------------------------------------------------------------------------
 
-/// The test's model of the graph: node i's slot target and cell content.
+/// The test's model of the graph: node i's slot target and cell content (by id).
 struct Model {
-    next: Vec<Option<usize>>,
-    kids: Vec<Vec<usize>>,
+    next: Vec<Option<u64>>,
+    kids: Vec<Vec<u64>>,
 }
 
 impl Model {
-    fn reachable(&self, roots: &[usize]) -> Vec<bool> {
+    /// The set of reachable ids, indexed by id.
+    fn reachable(&self, roots: &[u64]) -> Vec<bool> {
         let mut seen = vec![false; self.next.len()];
-        let mut stack: Vec<usize> = roots.to_vec();
-        while let Some(i) = stack.pop() {
+        let mut stack: Vec<u64> = roots.to_vec();
+        while let Some(id) = stack.pop() {
+            let i = id as usize;
             if std::mem::replace(&mut seen[i], true) {
                 continue;
             }
@@ -283,14 +175,15 @@ impl Model {
         let mut stack: Vec<Gc<Node>> = roots.to_vec();
         while let Some(n) = stack.pop() {
             let id = n.id();
-            if std::mem::replace(&mut seen[id], true) {
+            let i = id as usize;
+            if std::mem::replace(&mut seen[i], true) {
                 continue;
             }
             let next = n.next.load();
-            assert_eq!(next.as_ref().map(|m| m.id()), self.next[id], "slot of {id}");
+            assert_eq!(next.as_ref().map(|m| m.id()), self.next[i], "slot of {id}");
             let kids = n.kids.borrow();
-            let ids: Vec<usize> = kids.iter().map(|k| k.id()).collect();
-            assert_eq!(ids, self.kids[id], "cell of {id}");
+            let ids: Vec<u64> = kids.iter().map(|k| k.id()).collect();
+            assert_eq!(ids, self.kids[i], "cell of {id}");
             stack.extend(kids.iter().cloned());
             stack.extend(next);
         }
@@ -300,18 +193,18 @@ impl Model {
 
 #[test]
 fn random_graph_exactly_the_unreachable_part_is_dropped() {
-    const N: usize = 20_000;
+    const N: u64 = 20_000;
     let mut rng = XorShift64Star::new(0x5EED_0FC7_C1E5);
     let log = DropLog::new(N);
-    let nodes: Vec<Gc<Node>> = (0..N).map(|i| node(&log, i)).collect();
+    let nodes: Vec<Gc<Node>> = (0..N).map(|id| node(&log, id)).collect();
     let mut model = Model {
-        next: vec![None; N],
-        kids: vec![Vec::new(); N],
+        next: vec![None; N as usize],
+        kids: vec![Vec::new(); N as usize],
     };
-    for i in 0..N {
+    for (i, n) in nodes.iter().enumerate() {
         if rng.below(100) < 45 {
-            let j = rng.below(N as u64) as usize;
-            nodes[i].next.store(Some(nodes[j].clone()));
+            let j = rng.below(N);
+            n.next.store(Some(nodes[j as usize].clone()));
             model.next[i] = Some(j);
         }
         let k = match rng.below(100) {
@@ -319,26 +212,29 @@ fn random_graph_exactly_the_unreachable_part_is_dropped() {
             60..=89 => 1,
             _ => 3,
         };
-        let mut kids = nodes[i].kids.borrow_mut();
+        let mut kids = n.kids.borrow_mut();
         for _ in 0..k {
-            let j = rng.below(N as u64) as usize;
-            kids.push(nodes[j].clone());
+            let j = rng.below(N);
+            kids.push(nodes[j as usize].clone());
             model.kids[i].push(j);
         }
     }
-    let mut root_ids: Vec<usize> = (0..N).filter(|_| rng.below(1000) < 8).collect();
-    let mut roots: Vec<Gc<Node>> = root_ids.iter().map(|&i| nodes[i].clone()).collect();
+    let mut root_ids: Vec<u64> = (0..N).filter(|_| rng.below(1000) < 8).collect();
+    let mut roots: Vec<Gc<Node>> = root_ids
+        .iter()
+        .map(|&id| nodes[id as usize].clone())
+        .collect();
     drop(nodes);
 
     let reach = model.reachable(&root_ids);
-    let live = reach.iter().filter(|&&r| r).count();
+    let live = reach.iter().filter(|&&r| r).count() as u64;
     assert!(
         live > N / 10 && live < N * 9 / 10,
         "the graph should be partly reachable: {live} of {N}"
     );
 
     gc_core::collect();
-    log.assert_dropped_exactly(|id| !reach[id], "round 1");
+    log.assert_exactly(|id| !reach[id as usize], "round 1");
     assert_eq!(
         model.verify_walk(&roots),
         reach,
@@ -350,7 +246,7 @@ fn random_graph_exactly_the_unreachable_part_is_dropped() {
     for root in roots.iter().step_by(3) {
         let id = root.id();
         if root.next.take().is_some() {
-            model.next[id] = None;
+            model.next[id as usize] = None;
             cut += 1;
         }
     }
@@ -366,7 +262,7 @@ fn random_graph_exactly_the_unreachable_part_is_dropped() {
             if !kids.is_empty() {
                 let k = rng.below(kids.len() as u64) as usize;
                 kids.remove(k);
-                model.kids[id].remove(k);
+                model.kids[id as usize].remove(k);
                 cut += 1;
             }
         }
@@ -378,7 +274,7 @@ fn random_graph_exactly_the_unreachable_part_is_dropped() {
     roots.truncate(half);
     root_ids.truncate(half);
     let reach2 = model.reachable(&root_ids);
-    let live2 = reach2.iter().filter(|&&r| r).count();
+    let live2 = reach2.iter().filter(|&&r| r).count() as u64;
     assert!(
         live2 < live && live2 > 0,
         "round 2 frees more: {live2} of {live}"
@@ -386,7 +282,7 @@ fn random_graph_exactly_the_unreachable_part_is_dropped() {
     drop(stack);
 
     gc_core::collect();
-    log.assert_dropped_exactly(|id| !reach2[id], "round 2");
+    log.assert_exactly(|id| !reach2[id as usize], "round 2");
     assert_eq!(
         model.verify_walk(&roots),
         reach2,
@@ -395,7 +291,7 @@ fn random_graph_exactly_the_unreachable_part_is_dropped() {
 
     drop(roots);
     gc_core::collect();
-    log.assert_dropped_exactly(|_| true, "everything, once");
+    log.assert_exactly(|_| true, "everything, once");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,96 +23,21 @@
 //! **I5** — threads that exit holding handles and thread-locals torn down holding handles are
 //! safe.
 
+mod common;
+
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{checksum, node, DropLog, Node};
 use gc_core::{Gc, GcCell, GcSlot, Trace};
 use gc_core_workspace::XorShift64Star;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn checksum(id: u64) -> u64 {
-    id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5_5A5A_F00D_CAFE
-}
-
-/// Per-test drop counts by id.
-struct DropLog {
-    counts: Vec<AtomicU32>,
-}
-
-impl DropLog {
-    fn new(n: usize) -> Arc<DropLog> {
-        Arc::new(DropLog {
-            counts: (0..n).map(|_| AtomicU32::new(0)).collect(),
-        })
-    }
-
-    fn count(&self, id: u64) -> u32 {
-        self.counts[id as usize].load(Ordering::SeqCst)
-    }
-
-    fn assert_exactly(&self, dead: impl Fn(u64) -> bool, what: &str) {
-        let wrong: Vec<(u64, u32, u32)> = (0..self.counts.len() as u64)
-            .map(|id| (id, u32::from(dead(id)), self.count(id)))
-            .filter(|&(_, want, got)| want != got)
-            .collect();
-        assert!(
-            wrong.is_empty(),
-            "{what}: {} ids with the wrong drop count (id, want, got), first: {:?}",
-            wrong.len(),
-            &wrong[..wrong.len().min(10)]
-        );
-    }
-}
-
-#[derive(Trace)]
-#[gc(no_scan)]
-struct Tally {
-    id: u64,
-    check: u64,
-    log: Arc<DropLog>,
-}
-
-impl Tally {
-    fn verify(&self, id: u64) {
-        assert_eq!((self.id, self.check), (id, checksum(id)), "payload {id}");
-    }
-}
-
-impl Drop for Tally {
-    fn drop(&mut self) {
-        assert_eq!(
-            self.check,
-            checksum(self.id),
-            "dropping a corrupted payload"
-        );
-        self.log.counts[self.id as usize].fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[derive(Trace)]
-struct Node {
-    tally: Tally,
-    next: GcSlot<Node>,
-    kids: GcCell<Vec<Gc<Node>>>,
-}
-
-fn node(log: &Arc<DropLog>, id: u64) -> Gc<Node> {
-    Gc::new(Node {
-        tally: Tally {
-            id,
-            check: checksum(id),
-            log: log.clone(),
-        },
-        next: GcSlot::new(None),
-        kids: GcCell::new(Vec::new()),
-    })
-}
 
 /// A two-node garbage cycle.
 fn garbage_cycle(log: &Arc<DropLog>, a: u64, b: u64) {
@@ -130,7 +55,7 @@ fn garbage_cycle(log: &Arc<DropLog>, a: u64, b: u64) {
 fn handles_are_moved_to_other_threads_and_used_there() {
     const THREADS: u64 = 4;
     const PER: u64 = 500;
-    let log = DropLog::new(((THREADS + 1) * PER * 3) as usize);
+    let log = DropLog::new((THREADS + 1) * PER * 3);
     let hub = node(&log, 0);
     let handles: Vec<_> = (1..=THREADS)
         .map(|t| {
@@ -181,7 +106,7 @@ fn handles_are_moved_to_other_threads_and_used_there() {
 fn handles_outlive_the_threads_that_made_them() {
     const THREADS: u64 = 8;
     const PER: u64 = 2000;
-    let log = DropLog::new((THREADS * PER) as usize);
+    let log = DropLog::new(THREADS * PER);
     let mut kept: Vec<(u64, Gc<Node>, Vec<Gc<u64>>)> = Vec::new();
     for t in 0..THREADS {
         let log = log.clone();
@@ -371,7 +296,7 @@ fn collect_from_several_threads_at_once() {
     const THREADS: u64 = 4;
     const ROUNDS: u64 = 150;
     const IDS: u64 = 4; // per round: a garbage 2-cycle, a kept node, a node hung off it
-    let log = DropLog::new((THREADS * ROUNDS * IDS) as usize);
+    let log = DropLog::new(THREADS * ROUNDS * IDS);
     let barrier = Arc::new(Barrier::new(THREADS as usize));
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {

@@ -1,4 +1,4 @@
-//! Collector statistics: [`GcStats`], from [`crate::stats`].
+//! Collector statistics: [`GcStats`], from [`crate::stats()`].
 
 use core::fmt;
 use std::time::Duration;

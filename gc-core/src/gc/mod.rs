@@ -5,7 +5,7 @@
 //! 1. **Sweep termination**: finish the previous cycle's sweep and run its pending drops.
 //! 2. **Stop the world** ([`crate::heap::Heap::stop_world`]): claim every thread's cache; every
 //!    mutator operation in progress finishes, every new one waits. Phase := `Marking`.
-//! 3. **Mark** ([`mark`]): roots are the objects with a root count above zero; trace from them.
+//! 3. **Mark** (`mark.rs`): roots are the objects with a root count above zero; trace from them.
 //! 4. **Mark termination**: the mark bits become the sweep's verdict (a new sweep generation);
 //!    phase := `Sweeping`; the world restarts.
 //! 5. **Sweep**: the collecting thread sweeps every span and runs the drops of dead objects
@@ -14,7 +14,7 @@
 //! *Mutator operations* are the points where a thread's handles interact with the collector:
 //! allocation, cloning an unrooted handle, `GcSlot` loads and stores, and `GcCell::borrow_mut`
 //! acquire/release. Each runs inside a [`crate::heap::CacheOp`] on the thread's cache
-//! ([`global::with_op`]). Cloning and dropping a *rooted* handle are not operations: they
+//! (`global::with_op`). Cloning and dropping a *rooted* handle are not operations: they
 //! never make an object a root that was not one, nor stop being one while anything could still
 //! reach through it (see `ptr/gc.rs`).
 //!

@@ -414,10 +414,9 @@ impl Heap {
             }
             n += batch.len();
             for p in batch {
-                // SAFETY: pending objects were found dead by a sweep (unmarked: unreachable),
-                // are dropped exactly once (each is queued once, when its header's drop state
-                // moves to `Queued`, and taken from the queue once, here) and still occupy
-                // their slots, whose headers were written at allocation.
+                // A pending object was found dead (unmarked) by a sweep, queued once (when its
+                // header moved to `Queued`) and taken from the queue once, here.
+                // SAFETY: so it is dead, initialised, not yet dropped, and still in its slot.
                 unsafe { self.shared.drop_object(p.object) };
                 self.shared.drops_in_flight.fetch_sub(1, Ordering::AcqRel);
             }

@@ -294,11 +294,9 @@ impl ThreadCache {
     /// next allocation.
     pub fn flush(&mut self) {
         let op = self.op();
+        let (shared, heap) = (&op.cache.shared, &op.cache.heap);
         // SAFETY: inside our own operation we are the only user of `local`.
-        op.cache
-            .shared
-            .local
-            .with_mut(|l| unsafe { (*l).release_all(&op.cache.heap) });
+        shared.local.with_mut(|l| unsafe { (*l).release_all(heap) });
     }
 }
 

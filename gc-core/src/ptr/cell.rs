@@ -438,11 +438,10 @@ unsafe impl<T: Trace> Trace for GcCell<T> {
         if T::NO_SCAN || self.state.load(Ordering::Acquire) & ROOTED != 0 {
             return;
         }
-        // SAFETY: the content is not rooted by a mutable borrow, so no writer is changing it:
-        // a writer gets `&mut` only after setting ROOTED (inside an operation, which marking
-        // excludes), and ROOTED is cleared (likewise inside an operation) only when its guard
-        // is being dropped, after which the writer has no `&mut` left; a leaked guard keeps
-        // ROOTED set for good, and `root`/`unroot` then leave the content rooted.
+        // A writer gets `&mut` only after setting ROOTED (inside an operation, which marking
+        // excludes), and ROOTED is cleared (likewise) only as its guard drops, after which it
+        // has no `&mut` left; a leaked guard keeps ROOTED set, and `root`/`unroot` respect it.
+        // SAFETY: ROOTED is clear, so by the above no writer is changing the content.
         unsafe { (*self.value.get()).trace(tracer) }
     }
 

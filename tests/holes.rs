@@ -14,27 +14,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+mod common;
+
+use common::{assert_intact, payload, Payload};
 use gc_core::{Gc, GcCell, GcSlot, Trace, Tracer};
-
-const MAGIC: u64 = 0x1122_3344_5566_7788;
-
-#[derive(Trace)]
-struct Payload {
-    a: u64,
-    b: String,
-}
-
-fn payload() -> Gc<Payload> {
-    Gc::new(Payload {
-        a: MAGIC,
-        b: "payload".into(),
-    })
-}
-
-fn assert_intact(p: &Payload) {
-    assert_eq!(p.a, MAGIC, "payload overwritten: freed while reachable");
-    assert_eq!(p.b, "payload");
-}
 
 /// Review 1a (I5: `mem::forget`): a forgotten `borrow_mut` guard of a nested cell, then a
 /// mutable borrow of the outer cell, used to unroot content the marker skips.

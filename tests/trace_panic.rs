@@ -5,27 +5,10 @@
 use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod common;
+
+use common::{assert_intact, payload, Payload};
 use gc_core::{Gc, GcSlot, Trace, Tracer};
-
-const MAGIC: u64 = 0x1122_3344_5566_7788;
-
-#[derive(Trace)]
-struct Payload {
-    a: u64,
-    b: String,
-}
-
-fn payload() -> Gc<Payload> {
-    Gc::new(Payload {
-        a: MAGIC,
-        b: "payload".into(),
-    })
-}
-
-fn assert_intact(p: &Payload) {
-    assert_eq!(p.a, MAGIC, "payload overwritten: freed while reachable");
-    assert_eq!(p.b, "payload");
-}
 
 /// A `Trace` impl whose `trace` panics while the collector marks (breaks rule 7).
 struct TraceBomb;

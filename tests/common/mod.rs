@@ -130,3 +130,27 @@ pub(crate) fn node(log: &Arc<DropLog>, id: u64) -> Gc<Node> {
         kids: GcCell::new(Vec::new()),
     })
 }
+
+/// What [`payload`] stores, checked by [`assert_intact`].
+pub(crate) const MAGIC: u64 = 0x1122_3344_5566_7788;
+
+/// A small noscan payload with known content, to spot an object freed while reachable.
+#[derive(Trace)]
+pub(crate) struct Payload {
+    pub(crate) a: u64,
+    pub(crate) b: String,
+}
+
+/// A new payload with the known content.
+pub(crate) fn payload() -> Gc<Payload> {
+    Gc::new(Payload {
+        a: MAGIC,
+        b: "payload".into(),
+    })
+}
+
+/// Panics unless `p` still holds what [`payload`] wrote.
+pub(crate) fn assert_intact(p: &Payload) {
+    assert_eq!(p.a, MAGIC, "payload overwritten: freed while reachable");
+    assert_eq!(p.b, "payload");
+}

@@ -234,6 +234,44 @@ unsafe impl<T: Trace, const N: usize> Trace for [T; N] {
     }
 }
 
+/// The three `Trace` methods of a collection that owns elements of type `$e`, reached through
+/// its `$iter`/`$iter_mut` methods: each element is visited, and nothing when `$e` is noscan.
+macro_rules! elements_methods {
+    ($e:ident, $iter:ident, $iter_mut:ident) => {
+        #[inline]
+        fn trace(&self, tracer: &mut Tracer) {
+            if $e::NO_SCAN {
+                return;
+            }
+            for element in self.$iter() {
+                element.trace(tracer);
+            }
+        }
+
+        #[inline]
+        fn root(&mut self) {
+            if $e::NO_SCAN {
+                return;
+            }
+            for element in self.$iter_mut() {
+                element.root();
+            }
+        }
+
+        #[inline]
+        unsafe fn unroot(&mut self) {
+            if $e::NO_SCAN {
+                return;
+            }
+            for element in self.$iter_mut() {
+                // SAFETY: each element is owned by, hence part of, `*self`; the caller's
+                // guarantee covers it.
+                unsafe { element.unroot() };
+            }
+        }
+    };
+}
+
 /// `Trace` for the owning sequences, through `iter`/`iter_mut`.
 macro_rules! sequence {
     ($($ty:ident),* $(,)?) => {$(
@@ -246,37 +284,7 @@ macro_rules! sequence {
             // `NEEDS_DROP` stays the default: even with elements that need none, the
             // collection's own buffer must be freed.
 
-            #[inline]
-            fn trace(&self, tracer: &mut Tracer) {
-                if T::NO_SCAN {
-                    return;
-                }
-                for element in self.iter() {
-                    element.trace(tracer);
-                }
-            }
-
-            #[inline]
-            fn root(&mut self) {
-                if T::NO_SCAN {
-                    return;
-                }
-                for element in self.iter_mut() {
-                    element.root();
-                }
-            }
-
-            #[inline]
-            unsafe fn unroot(&mut self) {
-                if T::NO_SCAN {
-                    return;
-                }
-                for element in self.iter_mut() {
-                    // SAFETY: each element is owned by, hence part of, `*self`; the
-                    // caller's guarantee covers it.
-                    unsafe { element.unroot() };
-                }
-            }
+            elements_methods!(T, iter, iter_mut);
         }
     )*};
 }
@@ -486,36 +494,7 @@ macro_rules! map_values {
         {
             const NO_SCAN: bool = V::NO_SCAN;
 
-            #[inline]
-            fn trace(&self, tracer: &mut Tracer) {
-                if V::NO_SCAN {
-                    return;
-                }
-                for value in self.values() {
-                    value.trace(tracer);
-                }
-            }
-
-            #[inline]
-            fn root(&mut self) {
-                if V::NO_SCAN {
-                    return;
-                }
-                for value in self.values_mut() {
-                    value.root();
-                }
-            }
-
-            #[inline]
-            unsafe fn unroot(&mut self) {
-                if V::NO_SCAN {
-                    return;
-                }
-                for value in self.values_mut() {
-                    // SAFETY: each value is part of `*self`; the caller's guarantee covers it.
-                    unsafe { value.unroot() };
-                }
-            }
+            elements_methods!(V, values, values_mut);
         }
     )*};
 }

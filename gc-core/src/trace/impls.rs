@@ -46,13 +46,7 @@ macro_rules! no_scan_leaf {
         // with no-op methods is exact (rule 3), and the type has no interior mutability
         // over handles (rule 4) and no `Drop` that could look through one (rule 5).
         unsafe impl Trace for $ty {
-            const NO_SCAN: bool = true;
-            #[inline]
-            fn trace(&self, _: &mut Tracer) {}
-            #[inline]
-            fn root(&mut self) {}
-            #[inline]
-            unsafe fn unroot(&mut self) {}
+            opaque_body!();
         }
     )*};
 }
@@ -80,13 +74,7 @@ no_scan_leaf! {
 // interior mutability (rule 4) and no `Drop` (rule 5). The bounds on `T` are the ones that
 // make `PhantomData<T>` itself `Send + Sync + 'static`.
 unsafe impl<T: ?Sized + Send + Sync + 'static> Trace for PhantomData<T> {
-    const NO_SCAN: bool = true;
-    #[inline]
-    fn trace(&self, _: &mut Tracer) {}
-    #[inline]
-    fn root(&mut self) {}
-    #[inline]
-    unsafe fn unroot(&mut self) {}
+    opaque_body!();
 }
 
 /// `Trace` for a wrapper that owns exactly one `T`, reached by `$get`/`$get_mut`.
@@ -510,16 +498,7 @@ macro_rules! opaque_elements {
         unsafe impl<$t: Send + Sync + 'static $(, $s: Send + Sync + 'static)?> Trace
             for $ty<$t $(, $s)?>
         {
-            const NO_SCAN: bool = true;
-
-            #[inline]
-            fn trace(&self, _: &mut Tracer) {}
-
-            #[inline]
-            fn root(&mut self) {}
-
-            #[inline]
-            unsafe fn unroot(&mut self) {}
+            opaque_body!();
         }
     )*};
 }

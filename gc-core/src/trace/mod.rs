@@ -35,6 +35,20 @@
 //! - `derive_support.rs`: hidden items that `#[derive(Trace)]` expands to.
 //! - The handle types implement `Trace` next to their definitions.
 
+/// The body of a `Trace` impl for a type that holds no handle it must report (a leaf, or an
+/// opaque type whose handles stay rooted): `NO_SCAN`, and three methods that do nothing.
+macro_rules! opaque_body {
+    () => {
+        const NO_SCAN: bool = true;
+        #[inline]
+        fn trace(&self, _: &mut Tracer) {}
+        #[inline]
+        fn root(&mut self) {}
+        #[inline]
+        unsafe fn unroot(&mut self) {}
+    };
+}
+
 mod impls;
 mod opaque;
 

@@ -71,19 +71,6 @@ use std::sync::mpsc::{Sender, SyncSender};
 use std::sync::{Arc, Barrier, Condvar, LazyLock, Mutex, Once, OnceLock, RwLock, Weak};
 use std::thread::JoinHandle;
 
-/// The no-op body shared by every opaque impl.
-macro_rules! opaque_body {
-    () => {
-        const NO_SCAN: bool = true;
-        #[inline]
-        fn trace(&self, _: &mut Tracer) {}
-        #[inline]
-        fn root(&mut self) {}
-        #[inline]
-        unsafe fn unroot(&mut self) {}
-    };
-}
-
 /// Opaque impls, each `[generics] type where bounds;`.
 macro_rules! opaque {
     ($([$($generics:tt)*] $ty:ty $(where $($bounds:tt)+)?;)*) => {$(

@@ -20,11 +20,13 @@ pub struct GcConfig {
     /// Hard limit on heap bytes in use: allocations beyond it fail (`Gc::try_new` returns
     /// `AllocError::MemoryLimit`, `Gc::new` panics with that message). `None`: no limit.
     pub memory_limit: Option<usize>,
-    /// Dedicated mark workers (the concurrent collector's; today marking runs on the thread
-    /// that runs the cycle).
+    /// Mark workers per cycle, the collector thread included (Go's 25 % of the CPUs; at
+    /// least one). Each extra worker is a thread that lives for the marking of one cycle.
     pub mark_workers: usize,
-    /// Run cycles on a background collector thread (the concurrent collector's; today cycles
-    /// run on the allocating thread, or on the thread that calls `collect`).
+    /// Run cycles on a background collector thread (default). `collect()` then hands a cycle
+    /// to it and waits; allocating threads only ask for cycles and assist marking. With
+    /// `false`, cycles run on the thread that calls `collect()` or whose allocation crosses
+    /// the trigger (marking is still concurrent with the other threads).
     pub background: bool,
     /// Print one line per cycle to stderr.
     pub trace: bool,
@@ -39,7 +41,7 @@ impl Default for GcConfig {
             gogc: Some(100),
             memory_limit: None,
             mark_workers: (cpus / 4).max(1),
-            background: false,
+            background: true,
             trace: false,
             min_heap: 4 << 20,
         }

@@ -43,6 +43,13 @@ impl Samples {
         self.total += d;
     }
 
+    /// Adds every sample of `other`.
+    pub(crate) fn merge(&mut self, other: &Samples) {
+        for &d in &other.recent {
+            self.record(d);
+        }
+    }
+
     pub(crate) fn histogram(&self) -> Histogram {
         let mut v = self.recent.clone();
         v.sort_unstable();
@@ -101,14 +108,35 @@ pub struct GcStats {
     pub objects_dropped: u64,
     /// `Drop` impls that panicked while the collector ran them (caught and counted).
     pub drop_panics: u64,
-    /// Stop-the-world pauses (mark setup to mark termination, today the whole mark).
+    /// Every handshake the collector ran (mark setup, each mark-termination round, the
+    /// grace period before sweeping, sweep start), over all cycles: the longest any mutator
+    /// can have been held up by the collector outside a mark assist. With the `poison`
+    /// feature the stop-the-world heap verification is counted too.
     pub pauses: Histogram,
-    /// Marking time per cycle.
+    /// Concurrent marking time per cycle (mark setup to mark termination).
     pub mark: Histogram,
-    /// Sweeping time per cycle (the part the collecting thread does).
+    /// Mark assists: time allocating threads spent marking, per assist.
+    pub assists: Histogram,
+    /// Sweeping time per cycle (the part the collector does).
     pub sweep: Histogram,
-    /// The last cycle's pause.
+    /// The longest pause of the last cycle.
     pub last_pause: Duration,
+    /// The last completed cycle on its own.
+    pub last_cycle: CycleStats,
+}
+
+/// One cycle's timings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CycleStats {
+    /// Its handshake pauses.
+    pub pauses: Histogram,
+    /// Concurrent marking time (mark setup to mark termination).
+    pub mark: Duration,
+    /// Time allocating threads spent in mark assists during it.
+    pub assist: Duration,
+    /// The collector's sweeping time.
+    pub sweep: Duration,
 }
 
 impl fmt::Display for GcStats {
@@ -139,10 +167,15 @@ impl fmt::Display for GcStats {
             "pauses            p50 {:?}  p99 {:?}  max {:?}  ({} total)",
             self.pauses.p50, self.pauses.p99, self.pauses.max, self.pauses.count
         )?;
-        write!(
+        writeln!(
             f,
             "mark / sweep      p50 {:?} / {:?}  max {:?} / {:?}",
             self.mark.p50, self.sweep.p50, self.mark.max, self.sweep.max
+        )?;
+        write!(
+            f,
+            "mark assists      {} taking {:?} (max {:?})",
+            self.assists.count, self.assists.total, self.assists.max
         )
     }
 }

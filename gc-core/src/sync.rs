@@ -58,10 +58,10 @@ pub(crate) use loom::thread::yield_now;
 /// Threads: spawning (named, detached), parking and unparking.
 pub(crate) mod thread {
     #[cfg(not(loom))]
-    pub(crate) use std::thread::{park, Thread};
+    pub(crate) use std::thread::{current, park, Thread};
 
     #[cfg(loom)]
-    pub(crate) use loom::thread::{park, Thread};
+    pub(crate) use loom::thread::{current, park, Thread};
 
     /// Starts a detached thread named `name` running `f`; its handle, for `unpark`.
     #[cfg(not(loom))]

@@ -82,6 +82,24 @@ pub(crate) fn with_op<R>(f: impl FnOnce(&mut CacheOp<'_>) -> R) -> R {
     f(&mut op)
 }
 
+/// Runs `f` inside a mutator operation: the one this thread is already in, or a new one.
+///
+/// For barrier slow paths that can be reached both from inside an operation (a heap slot or
+/// cell giving up its counted handles as it is unrooted) and from outside (dropping a rooted
+/// handle). After the thread's locals are destroyed nesting cannot be detected and a new
+/// (temporary) operation is used.
+#[cold]
+pub(crate) fn with_op_reentrant(f: impl FnOnce()) {
+    let inside = CACHE
+        .try_with(|c| c.try_borrow_mut().is_err())
+        .unwrap_or(false);
+    if inside {
+        f();
+    } else {
+        with_op(|_| f());
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn reentrant_operation() -> ! {

@@ -1,105 +1,122 @@
-//! Marking: root enumeration and the drain loop (Go: `markroot`, `gcDrain`).
+//! Marking: root enumeration and the drain loop (Go: `markroot`, `gcDrain`, `gcWork`).
 //!
 //! Roots are the objects with a root count above zero (DESIGN §4): rooted handles live
 //! outside the heap, where we cannot scan, so each object counts them. Root enumeration walks
-//! every span in use and reads the header of each allocated object (the root-count side table
-//! for tiny blocks). Each root is marked; scan roots are pushed on an explicit mark stack (a
-//! `Vec`, so a ten-million-object chain needs no recursion and no deep native stack). The drain
-//! loop pops an object, has its type's trace function report its edges into a [`Tracer`], and
-//! marks each target, pushing the scan ones that were not marked yet. Noscan objects (and tiny
-//! blocks) are only marked, never read.
+//! every span listed at mark setup and reads the header of each allocated, unmarked object
+//! (the root-count side table for tiny blocks), concurrently with the mutators; a span that a
+//! thread cache takes meanwhile is enumerated by that thread first ([`Span::try_claim_roots`]
+//! picks exactly one). Roots are marked and the scan ones queued grey.
 //!
-//! Today this runs with the world stopped ([`crate::heap::WorldStop`]), on the thread running
-//! the cycle, which is then the only writer of mark bits: it sets them with plain loads and
-//! stores (`Bitmap::test_and_set_unsync`). Concurrent marking will need `set_atomic`.
+//! Grey objects wait in the heap's global queue; each marker ([`Marker`]: the collector
+//! thread, extra mark workers, allocating threads doing a mark assist) takes a batch onto its
+//! own stack (a `Vec`, so a ten-million-object chain needs no recursion), pops objects, has
+//! each one's type report its edges into a [`Tracer`], and marks each target with an atomic
+//! bit-set, pushing the scan ones that were unmarked. A marker whose stack grows large gives
+//! a batch back so that other markers can help. Noscan objects (and tiny blocks) are only
+//! marked, never read.
+//!
+//! Mutators run meanwhile. Their barriers shade (mark and queue) what they would otherwise
+//! hide from the marker, and objects they allocate are born marked, so marking is complete
+//! once the queue is empty, no marker holds a batch, and no mutator is half-way through a
+//! barrier (mark termination's handshake).
+//!
+//! [`Span::try_claim_roots`]: crate::heap::Span
 
-use crate::heap::bitmap::{tail_mask, BitIter};
-use crate::heap::{Address, Heap, Span, WorldStop};
+use crate::heap::{Address, Heap, Span};
 use crate::ptr::header::ObjectHeader;
-use crate::sync::atomic::Ordering;
 use crate::trace::Tracer;
 
-/// What a mark found.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct MarkResult {
-    pub(crate) roots: usize,
-    pub(crate) objects: usize,
-    pub(crate) bytes: usize,
+/// Objects a marker takes from (or gives back to) the global queue at a time.
+const BATCH: usize = 512;
+
+/// Enumerates the roots of every span listed now that no thread has enumerated yet.
+pub(crate) fn enumerate_roots(heap: &Heap) {
+    for span in heap.listed_spans() {
+        // SAFETY: listed during this marking; spans are not freed while marking runs.
+        unsafe { heap.claim_and_scan_roots(span) };
+    }
 }
 
-/// Marks everything reachable from the roots.
-pub(crate) fn mark(stop: &WorldStop<'_>) -> MarkResult {
-    let mut result = MarkResult::default();
-    let mut stack: Vec<Address> = Vec::new();
-    stop.for_each_span(|span| enumerate_roots(span, &mut stack, &mut result));
-    let mut tracer = Tracer::new();
-    // Objects allocated together point at each other (a tree's nodes share spans): remember
-    // the last target's span and skip the arena-table lookup when the next edge is inside it.
-    let mut last: Option<&Span> = None;
-    while let Some(obj) = stack.pop() {
-        // SAFETY: only marked, allocated, initialised scan objects are pushed, and nothing is
-        // freed while the world is stopped.
+/// One marker's state: its grey stack and its tracer.
+pub(crate) struct Marker<'h> {
+    heap: &'h Heap,
+    stack: Vec<Address>,
+    tracer: Tracer,
+    objects: u64,
+    bytes: u64,
+}
+
+impl<'h> Marker<'h> {
+    pub(crate) fn new(heap: &'h Heap) -> Self {
+        Marker {
+            heap,
+            stack: Vec::new(),
+            tracer: Tracer::new(),
+            objects: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Traces grey objects until the global queue is empty or `budget` objects have been
+    /// traced; returns how many were.
+    pub(crate) fn drain(&mut self, budget: usize) -> usize {
+        let mut traced = 0;
+        while traced < budget && self.heap.grey_take(&mut self.stack, BATCH) {
+            let mut last: Option<&Span> = None;
+            while let Some(obj) = self.stack.pop() {
+                self.scan(obj, &mut last);
+                traced += 1;
+                if traced >= budget {
+                    break;
+                }
+                if self.stack.len() >= 4 * BATCH {
+                    self.heap.grey_give(&mut self.stack, BATCH);
+                }
+            }
+            if !self.stack.is_empty() {
+                self.heap.grey_give(&mut self.stack, usize::MAX);
+            }
+            self.heap.grey_done(self.objects, self.bytes);
+            self.objects = 0;
+            self.bytes = 0;
+        }
+        traced
+    }
+
+    /// Traces one grey object: marks each target, pushing those newly marked that hold handles.
+    fn scan(&mut self, obj: Address, last: &mut Option<&'h Span>) {
+        // SAFETY: only marked, allocated, initialised scan objects are queued grey, and no
+        // object is freed while marking runs.
         let header = unsafe { &*obj.as_mut_ptr::<ObjectHeader>() };
         if let Some(trace) = header.descriptor().trace {
-            // SAFETY: the descriptor belongs to this object, whose value is initialised and
-            // not mutated while the world is stopped (mutably borrowed `GcCell`s skip
-            // themselves).
-            unsafe { trace(obj.as_mut_ptr(), &mut tracer) };
+            // SAFETY: the descriptor belongs to this object, whose value is initialised. Its
+            // fields are immutable except through `GcSlot` (atomic) and `GcCell` (whose trace
+            // takes the cell's TRACING flag, excluding writers).
+            unsafe { trace(obj.as_mut_ptr(), &mut self.tracer) };
         }
-        for edge in tracer.drain() {
+        for edge in self.tracer.drain() {
             let target = Address::from_ptr(edge.as_ptr());
-            let span = match last {
+            // Objects allocated together point at each other (a tree's nodes share spans):
+            // remember the last target's span and skip the arena-table lookup when the next
+            // edge is inside it.
+            let span = match *last {
                 Some(s) if s.contains(target) => s,
                 _ => {
-                    // SAFETY: an edge of a live object points at a live object (invariant I1),
-                    // so its span is in use while the world is stopped.
+                    // SAFETY: an edge of a reachable object points at a reachable object,
+                    // which is allocated (I1), and spans are not freed while marking runs.
                     let s = unsafe { Heap::span_of(target) }.unwrap_or_else(|| {
                         panic!("gc-core: edge {target:?} points outside the heap")
                     });
-                    last = Some(s);
+                    *last = Some(s);
                     s
                 }
             };
             let slot = span.slot_of(target);
-            if span.mark_bits.test_and_set_unsync(slot) {
-                result.objects += 1;
-                result.bytes += span.elem_size();
+            if !span.mark_bits.get(slot) && span.mark_bits.set_atomic(slot) {
+                self.objects += 1;
+                self.bytes += span.elem_size() as u64;
                 if !span.class().is_noscan() {
-                    stack.push(span.slot_addr(slot));
-                }
-            }
-        }
-    }
-    result
-}
-
-/// Marks the roots of one span and pushes the scan ones.
-fn enumerate_roots(span: &Span, stack: &mut Vec<Address>, result: &mut MarkResult) {
-    let nw = span.alloc_bits.nwords();
-    let noscan = span.class().is_noscan();
-    for w in 0..nw {
-        let tail = if w + 1 == nw {
-            tail_mask(span.nelems())
-        } else {
-            0
-        };
-        for b in BitIter(span.alloc_bits.word(w) & !tail) {
-            let slot = w * 64 + b;
-            let addr = span.slot_addr(slot);
-            let is_root = if span.class().is_tiny() {
-                span.tiny_roots(addr)
-                    .is_some_and(|r| r.load(Ordering::Acquire) > 0)
-            } else {
-                // SAFETY: allocated slots of non-tiny spans start with an initialised header
-                // (written inside the allocating operation, which has ended).
-                unsafe { &*addr.as_mut_ptr::<ObjectHeader>() }.is_root()
-            };
-            if is_root && span.mark_bits.test_and_set_unsync(slot) {
-                result.roots += 1;
-                result.objects += 1;
-                result.bytes += span.elem_size();
-                if !noscan {
-                    stack.push(addr);
+                    self.stack.push(span.slot_addr(slot));
                 }
             }
         }
@@ -110,7 +127,9 @@ fn enumerate_roots(span: &Span, stack: &mut Vec<Address>, result: &mut MarkResul
 /// every edge of a marked scan object leads to an allocated, marked object. A violation means
 /// the next sweep would free something reachable (invariant I1/I2); it panics with the culprit.
 #[cfg(feature = "poison")]
-pub(crate) fn verify_marks(stop: &WorldStop<'_>) {
+pub(crate) fn verify_marks(stop: &crate::heap::WorldStop<'_>) {
+    use crate::heap::bitmap::BitIter;
+
     let mut tracer = Tracer::new();
     stop.for_each_span(|span| {
         let nw = span.alloc_bits.nwords();
@@ -118,6 +137,23 @@ pub(crate) fn verify_marks(stop: &WorldStop<'_>) {
             let marked = span.mark_bits.word(w);
             let alloc = span.alloc_bits.word(w);
             assert_eq!(marked & !alloc, 0, "marked free slot in {span:?}");
+            // Every root is marked.
+            let tail = if w + 1 == nw {
+                crate::heap::bitmap::tail_mask(span.nelems())
+            } else {
+                0
+            };
+            for b in BitIter(alloc & !marked & !tail) {
+                let obj = span.slot_addr(w * 64 + b);
+                let root = if span.class().is_tiny() {
+                    span.tiny_roots(obj)
+                        .is_some_and(|r| r.load(crate::sync::atomic::Ordering::Acquire) > 0)
+                } else {
+                    // SAFETY: an allocated slot holds an initialised object.
+                    unsafe { &*obj.as_mut_ptr::<ObjectHeader>() }.is_root()
+                };
+                assert!(!root, "verify: root {obj:?} in {span:?} is not marked");
+            }
             if span.class().is_noscan() {
                 continue;
             }

@@ -1,25 +1,33 @@
 //! The collector: cycles, the process-wide instance, and the mutator side.
 //!
-//! A cycle (DESIGN §6), as built today:
+//! A cycle (DESIGN §6), run by the background collector thread (or, with
+//! `GcConfig::background` off, by the thread that needs it):
 //!
-//! 1. **Sweep termination**: finish the previous cycle's sweep and run its pending drops.
-//! 2. **Stop the world** ([`crate::heap::Heap::stop_world`]): claim every thread's cache; every
-//!    mutator operation in progress finishes, every new one waits. Phase := `Marking`.
-//! 3. **Mark** (`mark.rs`): roots are the objects with a root count above zero; trace from them.
-//! 4. **Mark termination**: the mark bits become the sweep's verdict (a new sweep generation);
-//!    phase := `Sweeping`; the world restarts.
-//! 5. **Sweep**: the collecting thread sweeps every span and runs the drops of dead objects
-//!    (under `catch_unwind`); allocating threads sweep spans they need meanwhile.
+//! 1. **Sweep termination**: finish the previous cycle's sweep (and, on the collector thread,
+//!    run its pending drops).
+//! 2. **Mark setup** (a handshake): phase := `Marking`, allocation turns black; the collector
+//!    waits only for the mutator operations in progress to end (`Heap::set_black`), then
+//!    has the thread caches give their spans back so that every object is in a listed span.
+//! 3. **Concurrent mark** (`mark.rs`): enumerate the objects with a root count above zero and
+//!    trace from them, on the collector thread, extra mark workers, and allocating threads
+//!    that assist; mutators' barriers (`barrier.rs`, `ptr/gc.rs`) shade what they change.
+//! 4. **Mark termination**: when no grey object is left, a handshake flushes barriers in
+//!    flight; if that found more work, back to 3. Then phase := `MarkTermination` and one more
+//!    handshake (the grace period after which no barrier shades and no `GcSlot::load` that
+//!    read a pointer before it is still running), and the mark bits become the sweep's
+//!    verdict (a new sweep generation, allocation white again).
+//! 5. **Sweep**: phase := `Sweeping`; the collector sweeps every span and runs the drops of
+//!    dead objects (under `catch_unwind`); allocating threads sweep spans they need meanwhile.
 //!
 //! *Mutator operations* are the points where a thread's handles interact with the collector:
-//! allocation, cloning an unrooted handle, `GcSlot` loads and stores, and `GcCell::borrow_mut`
-//! acquire/release. Each runs inside a [`crate::heap::CacheOp`] on the thread's cache
-//! (`global::with_op`). Cloning and dropping a *rooted* handle are not operations: they
-//! never make an object a root that was not one, nor stop being one while anything could still
-//! reach through it (see `ptr/gc.rs`).
-//!
-//! The concurrent collector replaces step 2's waiting with barriers that shade.
+//! allocation, cloning an unrooted handle, `GcSlot` loads and stores, `GcCell::borrow_mut`
+//! acquire/release, and dropping a rooted handle while marking. Each runs inside a
+//! [`crate::heap::CacheOp`] on the thread's cache (`global::with_op`): its per-thread op word is
+//! the "pin" that handshakes wait out. No mutator ever waits for the collector, except for the
+//! cache flush at mark setup and sweep start (its own cache's flush), and a thread that has
+//! allocated a whole GOGC allowance past the trigger while the cycle has not finished.
 
+pub(crate) mod barrier;
 pub(crate) mod global;
 pub(crate) mod mark;
 pub mod phase;
@@ -28,11 +36,15 @@ use std::time::{Duration, Instant};
 
 use crate::config::GcConfig;
 use crate::heap::{Heap, HeapConfig};
-use crate::stats::{GcStats, Samples};
-use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::Mutex;
+use crate::stats::{CycleStats, GcStats, Samples};
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::thread::Thread;
+use crate::sync::{Arc, Mutex};
 
-use phase::{AtomicPhase, Phase};
+use phase::{phase, Phase};
+
+/// Objects a mark assist traces at most.
+const ASSIST_BUDGET: usize = 2048;
 
 /// Per-cycle bookkeeping.
 #[derive(Debug, Default)]
@@ -40,30 +52,55 @@ struct CycleLog {
     pauses: Samples,
     marks: Samples,
     sweeps: Samples,
+    assists: Samples,
     last_pause: Duration,
+    last_cycle: CycleStats,
+    /// Assist time during the cycle in progress.
+    cycle_assist: Duration,
     live_bytes: usize,
     live_objects: usize,
 }
 
+/// The background collector thread's mailbox.
+#[derive(Debug, Default)]
+struct Driver {
+    /// The highest cycle number someone has asked for.
+    wanted: u64,
+    /// The number of the last cycle that ended (completed or abandoned).
+    done: u64,
+    /// Whether the collector thread is running a cycle (numbered `done + 1`).
+    running: bool,
+    /// Recently abandoned cycles and their panic messages.
+    failed: Vec<(u64, String)>,
+    /// Threads waiting for a cycle to end.
+    waiters: Vec<Thread>,
+}
+
 /// A collector: a heap plus the machinery that runs cycles on it. The process has one
-/// ([`global::collector`]); tests can make more.
+/// ([`global::collector`]).
 #[derive(Debug)]
 pub(crate) struct Collector {
     pub(crate) heap: Heap,
     pub(crate) config: GcConfig,
-    pub(crate) phase: AtomicPhase,
     /// Held for the whole of a cycle.
     cycle: Mutex<()>,
     started: AtomicU64,
     completed: AtomicU64,
-    /// Allocated-bytes counter value at which the next automatic cycle starts (`u64::MAX`: off).
+    /// Allocated-bytes counter value at which the allocating threads next look at the
+    /// collector (start a cycle, assist it); `u64::MAX`: automatic collection is off.
     trigger: AtomicU64,
+    /// Allocated-bytes counter value past which an allocating thread waits for the running
+    /// cycle to end (the backstop when mark assists cannot keep up).
+    hard_limit: AtomicU64,
     /// The growth the last cycle allowed (trigger minus the clock at its end).
     growth: AtomicU64,
     log: Mutex<CycleLog>,
     epoch: Instant,
-    /// The thread that runs drops queued by automatic cycles.
-    finalizer: std::sync::OnceLock<Option<crate::sync::thread::Thread>>,
+    driver: Mutex<Driver>,
+    /// The background collector thread, once started (`None` inside: it could not be).
+    collector_thread: std::sync::OnceLock<Option<Thread>>,
+    /// The thread that runs drops queued by automatic cycles run on mutator threads.
+    finalizer: std::sync::OnceLock<Option<Thread>>,
 }
 
 impl Collector {
@@ -79,14 +116,16 @@ impl Collector {
         Collector {
             heap,
             config,
-            phase: AtomicPhase::new(),
             cycle: Mutex::new(()),
             started: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             trigger: AtomicU64::new(trigger),
+            hard_limit: AtomicU64::new(trigger.saturating_add(min_heap)),
             growth: AtomicU64::new(min_heap),
             log: Mutex::new(CycleLog::default()),
             epoch: Instant::now(),
+            driver: Mutex::new(Driver::default()),
+            collector_thread: std::sync::OnceLock::new(),
             finalizer: std::sync::OnceLock::new(),
         }
     }
@@ -94,6 +133,13 @@ impl Collector {
     /// Runs a full cycle unless one that started after this call has already completed; returns
     /// when every object that was garbage at the call has been dropped.
     pub(crate) fn collect(&self) {
+        if self.config.background {
+            if let Some(t) = self.collector_thread() {
+                let want = self.request(t);
+                self.wait_for(want, true);
+                return;
+            }
+        }
         let ticket = self.started.load(Ordering::SeqCst);
         let cycle = self.cycle.lock();
         if self.completed.load(Ordering::SeqCst) > ticket {
@@ -107,6 +153,87 @@ impl Collector {
         }
         self.run_cycle(true);
         drop(cycle);
+    }
+
+    /// The background collector thread, started on first use; `None` if it cannot be.
+    fn collector_thread(&self) -> Option<&Thread> {
+        self.collector_thread
+            .get_or_init(|| {
+                crate::sync::thread::spawn_named("gc-core collector", || {
+                    global::collector().background_loop()
+                })
+                .ok()
+            })
+            .as_ref()
+    }
+
+    /// Asks the collector thread for a cycle that starts after this call; returns its number.
+    fn request(&self, thread: &Thread) -> u64 {
+        let want = {
+            let mut d = self.driver.lock();
+            let want = d.done + if d.running { 2 } else { 1 };
+            d.wanted = d.wanted.max(want);
+            want
+        };
+        thread.unpark();
+        want
+    }
+
+    /// Waits until cycle `want` has ended. With `propagate`, panics if that cycle was
+    /// abandoned because a `Trace` impl panicked (the explicit `collect()` that asked for it
+    /// sees the panic, as it would have had it run the cycle itself).
+    fn wait_for(&self, want: u64, propagate: bool) {
+        loop {
+            {
+                let mut d = self.driver.lock();
+                if d.done >= want {
+                    if propagate {
+                        if let Some((_, msg)) = d.failed.iter().find(|(n, _)| *n == want) {
+                            let msg = msg.clone();
+                            drop(d);
+                            panic!("gc-core: the collection cycle was abandoned: {msg}");
+                        }
+                    }
+                    return;
+                }
+                d.waiters.push(crate::sync::thread::current());
+            }
+            crate::sync::thread::park();
+        }
+    }
+
+    /// The background collector thread: runs the cycles asked for, one after another.
+    fn background_loop(&self) {
+        let _in = global::CollectorScope::enter();
+        loop {
+            let n = {
+                let mut d = self.driver.lock();
+                while d.wanted <= d.done {
+                    drop(d);
+                    crate::sync::thread::park();
+                    d = self.driver.lock();
+                }
+                d.running = true;
+                d.done + 1
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _cycle = self.cycle.lock();
+                self.run_cycle(true);
+            }));
+            let mut d = self.driver.lock();
+            d.running = false;
+            d.done = n;
+            if let Err(p) = r {
+                let msg = panic_message(&*p);
+                if d.failed.len() >= 16 {
+                    d.failed.remove(0);
+                }
+                d.failed.push((n, msg));
+            }
+            for w in d.waiters.drain(..) {
+                w.unpark();
+            }
+        }
     }
 
     /// Starts a cycle if the heap has grown past the trigger and no cycle is running.
@@ -123,19 +250,19 @@ impl Collector {
         if global::in_collector() {
             return;
         }
+        if self.config.background {
+            if let Some(t) = self.collector_thread() {
+                return self.pace_background(t);
+            }
+        }
         // A thread that finds a cycle running goes on allocating (the cycle's own trigger
         // update will follow), unless the heap has grown a whole allowance past the trigger:
-        // then it waits for the cycle, so allocation cannot outrun collection (the
-        // stop-the-world collector's stand-in for the pacer's mark assists). It holds no lock
+        // then it waits for the cycle, so allocation cannot outrun collection. It holds no lock
         // and is in no operation, so the cycle never waits for it.
         let _cycle = match self.cycle.try_lock() {
             Some(guard) => guard,
             None => {
-                let limit = self
-                    .trigger
-                    .load(Ordering::Relaxed)
-                    .saturating_add(self.growth.load(Ordering::Relaxed));
-                if self.heap.allocated_bytes() < limit {
+                if self.heap.allocated_bytes() < self.hard_limit.load(Ordering::Relaxed) {
                     return;
                 }
                 self.cycle.lock()
@@ -143,6 +270,53 @@ impl Collector {
         };
         if self.heap.allocated_bytes() >= self.trigger.load(Ordering::Relaxed) {
             self.run_cycle(false);
+        }
+    }
+
+    /// An allocating thread past the trigger, with a background collector: asks for a cycle,
+    /// assists the marking if one runs, and waits for it only past the hard limit.
+    fn pace_background(&self, thread: &Thread) {
+        let allocated = self.heap.allocated_bytes();
+        let trigger = self.trigger.load(Ordering::Relaxed);
+        if allocated < trigger {
+            return;
+        }
+        // Look again after another eighth of the allowance (unless the cycle's end has
+        // already set a new trigger).
+        let step = (self.growth.load(Ordering::Relaxed) / 8).max(64 << 10);
+        let _ = self.trigger.compare_exchange(
+            trigger,
+            allocated.saturating_add(step),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        let want = {
+            let mut d = self.driver.lock();
+            if d.running || d.wanted > d.done {
+                d.wanted.max(d.done + 1)
+            } else {
+                d.wanted = d.done + 1;
+                d.wanted
+            }
+        };
+        thread.unpark();
+        if phase::marking() {
+            self.assist();
+        }
+        if allocated >= self.hard_limit.load(Ordering::Relaxed) {
+            self.wait_for(want, false);
+        }
+    }
+
+    /// A mark assist (the pacer's hook): the allocating thread traces some grey objects itself.
+    fn assist(&self) {
+        let start = Instant::now();
+        let traced = mark::Marker::new(&self.heap).drain(ASSIST_BUDGET);
+        if traced > 0 {
+            let t = start.elapsed();
+            let mut log = self.log.lock();
+            log.assists.record(t);
+            log.cycle_assist += t;
         }
     }
 
@@ -166,12 +340,19 @@ impl Collector {
     }
 
     /// Runs one cycle. With `run_drops`, the calling thread also runs the drops of what died
-    /// (an explicit `collect()`); otherwise they go to the finalizer thread (a cycle started
-    /// by an allocation must not run user `Drop` code inside that allocation's caller).
+    /// (the collector thread, or an explicit `collect()`); otherwise they go to the finalizer
+    /// thread (a cycle run by an allocating thread must not run user `Drop` code inside that
+    /// allocation's caller).
     fn run_cycle(&self, run_drops: bool) {
         let _in = global::CollectorScope::enter();
         self.started.fetch_add(1, Ordering::SeqCst);
         let start = Instant::now();
+        let mut pauses = Samples::default();
+        let timed = |pauses: &mut Samples, f: &dyn Fn()| {
+            let t = Instant::now();
+            f();
+            pauses.record(t.elapsed());
+        };
 
         // 1. Sweep termination.
         if run_drops {
@@ -180,33 +361,46 @@ impl Collector {
             self.heap.finish_sweep_without_drops();
         }
 
-        // 2.–4. Stop the world, mark, flip the sweep generation, restart.
-        let stop = self.heap.stop_world();
-        let pause_start = Instant::now();
-        self.phase.set(Phase::Marking);
-        // A `Trace` impl that panics (breaking its rules) must not leave half a mark behind:
-        // the next cycle would take the stale bits for objects already traced. Clear them,
-        // restart the world (the guard's drop) and let the panic go on.
-        let marked =
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mark::mark(&stop))) {
-                Ok(m) => m,
-                Err(panic) => {
-                    stop.clear_marks();
-                    self.phase.abort();
-                    drop(stop);
-                    std::panic::resume_unwind(panic);
-                }
-            };
-        let mark_time = pause_start.elapsed();
+        // 2. Mark setup: barriers on, allocation black, one handshake; then every cached span
+        //    goes back to the lists root enumeration walks.
+        self.heap.grey_reset();
+        self.log.lock().cycle_assist = Duration::ZERO;
+        let mark_start = Instant::now();
+        timed(&mut pauses, &|| {
+            phase().set(Phase::Marking);
+            self.heap.set_black(true);
+        });
+        timed(&mut pauses, &|| self.heap.flush_caches());
+
+        // 3.–4. Concurrent mark and termination. A `Trace` impl that panics (breaking its
+        // rules) must not leave half a mark behind: the cycle is abandoned.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.mark(&mut pauses);
+        }));
+        if let Err(panic) = r {
+            self.abandon_mark();
+            std::panic::resume_unwind(panic);
+        }
+        let mark_time = mark_start.elapsed();
+        let (live_objects, live_bytes) = self.heap.marked();
+
+        // The grace period: no barrier shades once it ends, and every operation that read a
+        // pointer during marking has finished with it.
+        timed(&mut pauses, &|| {
+            phase().set(Phase::MarkTermination);
+            self.heap.handshake();
+        });
         #[cfg(feature = "poison")]
-        {
+        timed(&mut pauses, &|| {
+            // The heap verifier needs a heap that holds still: stop the world (debug only).
+            let stop = self.heap.stop_world();
             stop.verify();
             mark::verify_marks(&stop);
-        }
-        self.phase.set(Phase::Sweeping);
-        stop.begin_sweep();
-        drop(stop);
-        let pause = pause_start.elapsed();
+            stop.begin_sweep();
+        });
+        #[cfg(not(feature = "poison"))]
+        timed(&mut pauses, &|| self.heap.start_sweep());
+        phase().set(Phase::Sweeping);
 
         // 5. Sweep, and run (or hand over) the drops of what died.
         let sweep_start = Instant::now();
@@ -216,41 +410,51 @@ impl Collector {
             self.heap.finish_sweep_without_drops();
         }
         let sweep_time = sweep_start.elapsed();
-        self.phase.set(Phase::Idle);
+        phase().set(Phase::Idle);
         if !run_drops && self.heap.has_pending_drops() {
             self.wake_finalizer();
         }
 
         // Pacing: the next cycle starts once the heap has grown by GOGC % of what survived.
         if let Some(gogc) = self.config.gogc {
-            let growth = (marked.bytes as u64 * gogc as u64 / 100).max(self.config.min_heap as u64);
+            let growth = (live_bytes * gogc as u64 / 100).max(self.config.min_heap as u64);
+            let trigger = self.heap.allocated_bytes() + growth;
             self.growth.store(growth, Ordering::Relaxed);
-            self.trigger
-                .store(self.heap.allocated_bytes() + growth, Ordering::Relaxed);
+            self.hard_limit
+                .store(trigger.saturating_add(growth), Ordering::Relaxed);
+            self.trigger.store(trigger, Ordering::Relaxed);
         }
+        let pause_hist = pauses.histogram();
         {
             let mut log = self.log.lock();
-            log.pauses.record(pause);
+            log.pauses.merge(&pauses);
             log.marks.record(mark_time);
             log.sweeps.record(sweep_time);
-            log.last_pause = pause;
-            log.live_bytes = marked.bytes;
-            log.live_objects = marked.objects;
+            log.last_pause = pause_hist.max;
+            log.last_cycle = CycleStats {
+                pauses: pause_hist,
+                mark: mark_time,
+                assist: log.cycle_assist,
+                sweep: sweep_time,
+            };
+            log.live_bytes = live_bytes as usize;
+            log.live_objects = live_objects as usize;
         }
         let n = self.completed.fetch_add(1, Ordering::SeqCst) + 1;
         if self.config.trace {
             let st = self.heap.stats();
             eprintln!(
-                "gc {n} @{:.3}s: pause {:.3} ms (mark {:.3} ms), sweep {:.3} ms, total {:.3} ms; \
-                 {} roots, {} live objects, {:.2} MB live, heap {:.2} MB, {} dropped, {} drop panics",
+                "gc {n} @{:.3}s: {} handshakes max {:.3} ms, mark {:.3} ms (concurrent), \
+                 sweep {:.3} ms, total {:.3} ms; {} live objects, {:.2} MB live, heap {:.2} MB, \
+                 {} dropped, {} drop panics",
                 self.epoch.elapsed().as_secs_f64(),
-                pause.as_secs_f64() * 1e3,
+                pause_hist.count,
+                pause_hist.max.as_secs_f64() * 1e3,
                 mark_time.as_secs_f64() * 1e3,
                 sweep_time.as_secs_f64() * 1e3,
                 start.elapsed().as_secs_f64() * 1e3,
-                marked.roots,
-                marked.objects,
-                marked.bytes as f64 / 1e6,
+                live_objects,
+                live_bytes as f64 / 1e6,
                 st.span_bytes as f64 / 1e6,
                 st.objects_dropped,
                 st.drop_panics,
@@ -258,6 +462,61 @@ impl Collector {
         }
     }
 
+    /// Steps 3–4: enumerate roots, drain grey work (with extra mark workers if configured),
+    /// and repeat termination handshakes until one finds no new grey work.
+    fn mark(&self, pauses: &mut Samples) {
+        let helpers = self.config.mark_workers.saturating_sub(1);
+        let workers = Arc::new(Workers {
+            stop: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            panic: Mutex::new(None),
+        });
+        for _ in 0..helpers {
+            workers.running.fetch_add(1, Ordering::SeqCst);
+            let w = workers.clone();
+            let spawned = crate::sync::thread::spawn_named("gc-core mark worker", move || {
+                w.run(&global::collector().heap)
+            });
+            if spawned.is_err() {
+                workers.running.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        // Stop and wait for the helpers however this ends (a panic included).
+        let _stop = StopWorkers(&workers);
+        mark::enumerate_roots(&self.heap);
+        let mut marker = mark::Marker::new(&self.heap);
+        loop {
+            marker.drain(usize::MAX);
+            if let Some(msg) = workers.panic.lock().take() {
+                panic!("{msg}");
+            }
+            if !self.heap.grey_idle() {
+                crate::sync::yield_now();
+                continue;
+            }
+            // Termination: wait out every barrier in flight; if none queued more work, the
+            // snapshot is fully marked (mark.rs).
+            let t = Instant::now();
+            if !cfg!(gc_core_mutant = "handshake") {
+                self.heap.handshake();
+            }
+            pauses.record(t.elapsed());
+            if self.heap.grey_idle() {
+                return;
+            }
+        }
+    }
+
+    /// Abandons a mark whose tracing panicked: barriers off, allocation white, every mark bit
+    /// and root-enumeration claim cleared (with the world stopped, so no span is missed).
+    fn abandon_mark(&self) {
+        phase().set(Phase::Idle);
+        self.heap.set_black(false);
+        let stop = self.heap.stop_world();
+        stop.clear_marks();
+        self.heap.grey_reset();
+        drop(stop);
+    }
     pub(crate) fn stats(&self) -> GcStats {
         let h = self.heap.stats();
         let log = self.log.lock();
@@ -285,8 +544,57 @@ impl Collector {
             drop_panics: h.drop_panics,
             pauses: log.pauses.histogram(),
             mark: log.marks.histogram(),
+            assists: log.assists.histogram(),
             sweep: log.sweeps.histogram(),
             last_pause: log.last_pause,
+            last_cycle: log.last_cycle,
         }
     }
+}
+
+/// Extra mark workers of one cycle.
+struct Workers {
+    stop: AtomicBool,
+    running: AtomicUsize,
+    /// The first panic a worker caught while tracing.
+    panic: Mutex<Option<String>>,
+}
+
+impl Workers {
+    fn run(&self, heap: &Heap) {
+        let mut marker = mark::Marker::new(heap);
+        while !self.stop.load(Ordering::Acquire) {
+            let r =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| marker.drain(usize::MAX)));
+            match r {
+                Ok(0) => crate::sync::yield_now(),
+                Ok(_) => {}
+                Err(p) => {
+                    self.panic.lock().get_or_insert(panic_message(&*p));
+                    break;
+                }
+            }
+        }
+        self.running.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Stops a cycle's mark workers and waits for them when dropped.
+struct StopWorkers<'a>(&'a Workers);
+
+impl Drop for StopWorkers<'_> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Release);
+        while self.0.running.load(Ordering::Acquire) != 0 {
+            crate::sync::yield_now();
+        }
+    }
+}
+
+/// The message of a caught panic.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".to_owned())
 }

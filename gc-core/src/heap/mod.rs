@@ -197,6 +197,24 @@ pub(crate) struct HeapShared {
     dropped_unreclaimed: AtomicU64,
     dropped_unreclaimed_bytes: AtomicU64,
     spans_swept: AtomicU64,
+    /// Grey objects waiting to be traced (Go's global list of `gcWork` buffers).
+    grey: Mutex<GreyQueue>,
+    /// Objects and bytes marked in the current cycle by root enumeration and shading (the
+    /// markers add theirs when they finish a batch).
+    marked_objects: AtomicU64,
+    marked_bytes: AtomicU64,
+}
+
+/// The global grey queue: marked scan objects whose edges have not been traced yet.
+///
+/// Mutators push what their barriers shade; root enumeration pushes roots; markers take
+/// batches into their own stacks and give back half when theirs grows large (so another worker
+/// can help). `busy` counts markers holding a batch; marking can end only when the queue is
+/// empty and nobody is busy (both read under the lock).
+#[derive(Default)]
+struct GreyQueue {
+    objects: Vec<Address>,
+    busy: usize,
 }
 
 impl fmt::Debug for HeapShared {
@@ -249,6 +267,9 @@ impl Heap {
                 dropped_unreclaimed: AtomicU64::new(0),
                 dropped_unreclaimed_bytes: AtomicU64::new(0),
                 spans_swept: AtomicU64::new(0),
+                grey: Mutex::new(GreyQueue::default()),
+                marked_objects: AtomicU64::new(0),
+                marked_bytes: AtomicU64::new(0),
             }),
         }
     }
@@ -307,6 +328,120 @@ impl Heap {
         self.shared.publish(AllocState::new(s.sweep_gen(), on));
     }
 
+    /// Waits until every thread that is inside an operation right now has left it (a ragged
+    /// handshake: threads outside operations are not disturbed, and those inside are not
+    /// stopped). Whatever the caller published before calling is seen by every operation that
+    /// starts afterwards (the Dekker argument in `thread_cache.rs`).
+    pub fn handshake(&self) {
+        crate::sync::asymmetric::heavy();
+        for c in self.shared.cache_list() {
+            c.wait_not_busy();
+        }
+    }
+
+    /// Gives back the spans of every thread cache (each is claimed for the time it takes to
+    /// flush it; its owner, if it starts an operation meanwhile, waits for that flush only).
+    /// Afterwards every object allocated before the call is in a listed span's alloc bits.
+    pub fn flush_caches(&self) {
+        let _c = self.shared.control.lock();
+        self.shared.flush_caches();
+    }
+
+    /// Shades the object holding `addr`: marks it, and if it was unmarked and holds handles,
+    /// queues it grey. The write barrier's slow path (DESIGN §6).
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Heap::span_of`]: `addr` is inside an object that is not freed before this
+    ///   returns.
+    #[cold]
+    pub unsafe fn shade(&self, addr: Address) {
+        // SAFETY: forwarded contract.
+        let span = unsafe { Heap::span_of(addr) }
+            .unwrap_or_else(|| panic!("gc-core: shaded {addr:?}, which is outside the heap"));
+        let slot = span.slot_of(addr);
+        if span.mark_bits.set_atomic(slot) {
+            self.shared.count_marked(1, span.elem_size());
+            if !span.class().is_noscan() {
+                self.shared.grey.lock().objects.push(span.slot_addr(slot));
+            }
+        }
+    }
+
+    /// Every span in the central lists right now (root enumeration's work list). Spans taken by
+    /// thread caches after mark setup are enumerated by whoever takes them
+    /// ([`HeapShared::cache_span`]); spans are not freed while marking runs, so each stays valid
+    /// until the next sweep.
+    pub(crate) fn listed_spans(&self) -> Vec<SpanRef> {
+        let mut v = Vec::new();
+        for class in SpanClass::all() {
+            self.shared.central.for_each(class, |s| v.push(s));
+        }
+        v
+    }
+
+    /// Enumerates the roots of `span` for the current marking unless someone already has:
+    /// marks every allocated object with a root count above zero and queues the scan ones grey.
+    ///
+    /// # Safety
+    ///
+    /// - `span` is alive (taken from [`Heap::listed_spans`] during this marking).
+    pub(crate) unsafe fn claim_and_scan_roots(&self, span: SpanRef) {
+        // SAFETY: the caller's contract.
+        let span = unsafe { span.get() };
+        if span.try_claim_roots(self.shared.load_state().sweep_gen()) {
+            self.shared.scan_roots(span);
+        }
+    }
+
+    /// Takes up to `max` grey objects into `into` and counts the caller as a busy marker until
+    /// [`Heap::grey_done`]; false (and not busy) if the queue is empty.
+    pub(crate) fn grey_take(&self, into: &mut Vec<Address>, max: usize) -> bool {
+        let mut q = self.shared.grey.lock();
+        if q.objects.is_empty() {
+            return false;
+        }
+        let at = q.objects.len().saturating_sub(max);
+        into.extend(q.objects.drain(at..));
+        q.busy += 1;
+        true
+    }
+
+    /// Gives grey objects back to the queue (a marker sharing its surplus).
+    pub(crate) fn grey_give(&self, from: &mut Vec<Address>, n: usize) {
+        let at = from.len().saturating_sub(n);
+        self.shared.grey.lock().objects.extend(from.drain(at..));
+    }
+
+    /// Ends a marker's busy period started by a successful [`Heap::grey_take`]; adds what it
+    /// marked to the cycle's counts.
+    pub(crate) fn grey_done(&self, objects: u64, bytes: u64) {
+        self.shared.count_marked(objects, bytes as usize);
+        self.shared.grey.lock().busy -= 1;
+    }
+
+    /// Whether no grey object is queued and no marker holds any.
+    pub(crate) fn grey_idle(&self) -> bool {
+        let q = self.shared.grey.lock();
+        q.objects.is_empty() && q.busy == 0
+    }
+
+    /// Forgets every grey object and resets the marked counts (mark setup, or an abandoned
+    /// mark).
+    pub(crate) fn grey_reset(&self) {
+        *self.shared.grey.lock() = GreyQueue::default();
+        self.shared.marked_objects.store(0, Ordering::Relaxed);
+        self.shared.marked_bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// Objects and bytes marked so far in this cycle.
+    pub(crate) fn marked(&self) -> (u64, u64) {
+        (
+            self.shared.marked_objects.load(Ordering::Relaxed),
+            self.shared.marked_bytes.load(Ordering::Relaxed),
+        )
+    }
+
     /// Starts a sweep: the current mark bits become the verdict on every object, every span
     /// becomes unswept, and allocate-black is turned off. Returns once every allocation in
     /// progress has finished and every idle cache has given its spans back.
@@ -314,6 +449,13 @@ impl Heap {
     /// Finishes the previous sweep first if it is not done (Go's sweep termination).
     pub fn begin_sweep(&self) {
         self.finish_sweep();
+        self.start_sweep();
+    }
+
+    /// [`Heap::begin_sweep`] without running the previous sweep's pending drops (they stay
+    /// queued for whoever runs them).
+    pub(crate) fn start_sweep(&self) {
+        self.finish_sweep_without_drops();
         let _c = self.shared.control.lock();
         let s = self.shared.load_state();
         self.shared
@@ -517,9 +659,13 @@ impl WorldStop<'_> {
         self.heap.shared.verify();
     }
 
-    /// Clears every mark bit: an abandoned mark leaves nothing behind.
+    /// Clears every mark bit and root-enumeration claim: an abandoned mark leaves nothing
+    /// behind (the next marking, of the same sweep generation, starts from scratch).
     pub fn clear_marks(&self) {
-        self.for_each_span(|s| s.mark_bits.clear());
+        self.for_each_span(|s| {
+            s.mark_bits.clear();
+            s.reset_roots_claim();
+        });
     }
 
     /// Calls `f` on every span in use.
@@ -599,6 +745,58 @@ impl HeapShared {
         self.caches.lock().caches.clone()
     }
 
+    fn count_marked(&self, objects: u64, bytes: usize) {
+        if objects > 0 {
+            self.marked_objects.fetch_add(objects, Ordering::Relaxed);
+            self.marked_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the roots of one span (objects with a root count above zero) and queues the scan
+    /// ones grey. The caller won [`Span::try_claim_roots`] for this marking.
+    ///
+    /// Runs concurrently with mutators: a thread cache may be allocating in the span (its new
+    /// objects are black, so they are skipped before their header is read), root counts change
+    /// atomically, and an object whose count drops to zero before it is read here was shaded
+    /// by the barrier (or is garbage).
+    fn scan_roots(&self, span: &Span) {
+        let nw = span.alloc_bits.nwords();
+        let noscan = span.class().is_noscan();
+        let (mut objects, mut grey) = (0u64, Vec::new());
+        for w in 0..nw {
+            let tail = if w + 1 == nw {
+                tail_mask(span.nelems())
+            } else {
+                0
+            };
+            // Allocated and not marked yet (black allocations and shaded objects are done).
+            let candidates = span.alloc_bits.word(w) & !span.mark_bits.word(w) & !tail;
+            for b in BitIter(candidates) {
+                let slot = w * 64 + b;
+                let addr = span.slot_addr(slot);
+                let is_root = if span.class().is_tiny() {
+                    span.tiny_roots(addr)
+                        .is_some_and(|r| r.load(Ordering::Acquire) > 0)
+                } else {
+                    // SAFETY: an allocated, unmarked slot holds an object allocated before this
+                    // marking began, whose header was written inside its allocating operation
+                    // and published when its cache gave the span back.
+                    unsafe { &*addr.as_mut_ptr::<ObjectHeader>() }.is_root()
+                };
+                if is_root && span.mark_bits.set_atomic(slot) {
+                    objects += 1;
+                    if !noscan {
+                        grey.push(addr);
+                    }
+                }
+            }
+        }
+        self.count_marked(objects, objects as usize * span.elem_size());
+        if !grey.is_empty() {
+            self.grey.lock().objects.append(&mut grey);
+        }
+    }
+
     pub(crate) fn count_allocated(&self, class: SpanClass, objects: i64) {
         let c = &self.counters[class.index()].allocated;
         let bytes = objects.unsigned_abs() * class.size_class().size() as u64;
@@ -612,8 +810,26 @@ impl HeapShared {
     }
 
     /// Takes a span with at least one free slot for a thread cache; the span comes back swept
-    /// for `sg` and marked as cached (`sg + 3`).
-    pub(crate) fn cache_span(&self, class: SpanClass, sg: SweepGen) -> Result<SpanRef, AllocError> {
+    /// for `state`'s generation and marked as cached (`sg + 3`). While marking runs (`state`
+    /// allocates black), a span whose roots have not been enumerated yet is enumerated here,
+    /// before the cache hides it from the collector's enumeration.
+    pub(crate) fn cache_span(
+        &self,
+        class: SpanClass,
+        state: AllocState,
+    ) -> Result<SpanRef, AllocError> {
+        let s = self.cache_span_swept(class, state.sweep_gen())?;
+        if state.black() {
+            // SAFETY: ours (just taken for a cache), alive.
+            let span = unsafe { s.get() };
+            if span.try_claim_roots(state.sweep_gen()) {
+                self.scan_roots(span);
+            }
+        }
+        Ok(s)
+    }
+
+    fn cache_span_swept(&self, class: SpanClass, sg: SweepGen) -> Result<SpanRef, AllocError> {
         if let Some(s) = self.central.pop_swept_partial(class, sg) {
             // SAFETY: a listed span is alive and now ours.
             unsafe { s.get() }.set_sweep_gen(sg.plus(3));
@@ -872,6 +1088,7 @@ impl HeapShared {
         }
         if state.black() {
             span.mark_bits.set_atomic(0);
+            span.set_roots_claimed(sg);
         }
         let counters = &self.counters[class.index()];
         counters.allocated.fetch_add(1, Ordering::Relaxed);

@@ -143,6 +143,10 @@ pub struct Span {
     pub(crate) sweep_gen: AtomicU32,
     /// Objects allocated, exact whenever no thread cache holds the span.
     pub(crate) alloc_count: AtomicUsize,
+    /// The sweep generation whose marking has enumerated this span's roots (or that knows it
+    /// has none to enumerate: a span made while allocating black). Odd (never a generation)
+    /// until then. See [`Span::try_claim_roots`].
+    root_gen: AtomicU32,
     /// Tiny spans only: one root count per 16-byte block.
     tiny_roots: Option<Box<[AtomicU32]>>,
 }
@@ -186,6 +190,7 @@ impl Span {
             drop_bits: Bitmap::new(nelems),
             sweep_gen: AtomicU32::new(sg.0),
             alloc_count: AtomicUsize::new(0),
+            root_gen: AtomicU32::new(1),
             tiny_roots: class
                 .is_tiny()
                 .then(|| (0..nelems).map(|_| AtomicU32::new(0)).collect()),
@@ -294,6 +299,26 @@ impl Span {
                 Ordering::Relaxed,
             )
             .is_ok()
+    }
+
+    /// Wins the right to enumerate this span's roots for the marking of generation `sg`: true
+    /// for exactly one caller per span and generation (the collector's root enumeration, or a
+    /// thread cache taking the span while marking runs, whichever comes first).
+    #[inline]
+    pub(crate) fn try_claim_roots(&self, sg: SweepGen) -> bool {
+        self.root_gen.swap(sg.0, Ordering::AcqRel) != sg.0
+    }
+
+    /// Records that the span has no root to enumerate for generation `sg` (it was made while
+    /// allocating black: every object in it is born marked).
+    #[inline]
+    pub(crate) fn set_roots_claimed(&self, sg: SweepGen) {
+        self.root_gen.store(sg.0, Ordering::Release);
+    }
+
+    /// Forgets any root-enumeration claim (an abandoned marking).
+    pub(crate) fn reset_roots_claim(&self) {
+        self.root_gen.store(1, Ordering::Release);
     }
 
     /// The sweep generation word.

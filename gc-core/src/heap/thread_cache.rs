@@ -450,7 +450,7 @@ impl CacheOp<'_> {
                 }
                 local.release(heap, i, sg);
             }
-            let s = heap.cache_span(class, sg)?;
+            let s = heap.cache_span(class, local.seen)?;
             // SAFETY: handed to us by `cache_span`, alive and ours.
             let span = unsafe { s.get() };
             heap.count_allocated(class, span.free_slots() as i64);

@@ -36,7 +36,10 @@ use crate::trace::{Trace, Tracer};
 
 const WRITER: usize = 1 << (usize::BITS - 1);
 const ROOTED: usize = 1 << (usize::BITS - 2);
-const READERS: usize = ROOTED - 1;
+/// A marker is reading the content (it is not a borrow: `try_borrow_mut` waits for it to end
+/// rather than failing).
+const TRACING: usize = 1 << (usize::BITS - 3);
+const READERS: usize = TRACING - 1;
 
 /// A `RefCell`-like cell for GC content that is `Sync`: readers or one writer, across threads.
 ///
@@ -199,21 +202,30 @@ impl<T: Trace> GcCell<T> {
     }
 
     fn try_lock_exclusive(&self) -> Result<(), BorrowError> {
-        match self
-            .state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => {
-                self.writer.store(thread_id(), Ordering::Relaxed);
-                Ok(())
+        loop {
+            match self
+                .state
+                .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.writer.store(thread_id(), Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(s) if s & WRITER != 0 => {
+                    return Err(BorrowError::MutablyBorrowed {
+                        by_this_thread: self.writer.load(Ordering::Relaxed) == thread_id(),
+                    })
+                }
+                Err(s) if s & READERS != 0 => {
+                    return Err(BorrowError::Borrowed {
+                        readers: s & READERS,
+                        by_this_thread: reads_here(self.addr()),
+                    })
+                }
+                // Only a marker reading the content (for as long as tracing this one cell's
+                // content takes): not a conflict, so wait rather than fail.
+                Err(_) => yield_now(),
             }
-            Err(s) if s & WRITER != 0 => Err(BorrowError::MutablyBorrowed {
-                by_this_thread: self.writer.load(Ordering::Relaxed) == thread_id(),
-            }),
-            Err(s) => Err(BorrowError::Borrowed {
-                readers: s & READERS,
-                by_this_thread: reads_here(self.addr()),
-            }),
         }
     }
 
@@ -227,10 +239,33 @@ impl<T: Trace> GcCell<T> {
         })
     }
 
-    /// A mutable borrow, or why not (never waits).
+    /// A mutable borrow, or why not (never waits for another borrow).
     pub fn try_borrow_mut(&self) -> Result<GcRefMut<'_, T>, BorrowError> {
-        self.try_lock_exclusive()?;
-        Ok(self.acquired_mut())
+        if T::NO_SCAN || self.content_rooted {
+            // Nothing to root: a cell whose content holds no handle, or one outside the heap
+            // (whose handles are roots already). Markers never read either.
+            self.try_lock_exclusive()?;
+        } else {
+            // Take the flag and root the content in one operation, so that the flag without
+            // ROOTED is only ever seen inside an operation: a marker that sees it waits for
+            // ROOTED (see `trace`), and mark termination waits the operation out.
+            with_op(|_| -> Result<(), BorrowError> {
+                self.try_lock_exclusive()?;
+                // If rooting unwinds half-way (a `Trace` impl breaking its rules), ROOTED is
+                // never set: the content, partly rooted, is then traced as usual, which is
+                // safe for both kinds of handle; the guard gives the flag back.
+                let unlock = Unlock(self);
+                // SAFETY: we hold the exclusive flag, so nobody else accesses the value.
+                unsafe { (*self.value.get()).root() };
+                self.state.fetch_or(ROOTED, Ordering::Release);
+                core::mem::forget(unlock);
+                Ok(())
+            })?;
+        }
+        Ok(GcRefMut {
+            cell: self,
+            _not_send: PhantomData,
+        })
     }
 
     /// A shared borrow. Waits while another thread holds the mutable borrow.
@@ -290,36 +325,18 @@ impl<T: Trace> GcCell<T> {
         self.replace(T::default())
     }
 
-    /// Called with the exclusive flag held: roots the content of a heap cell.
-    fn acquired_mut(&self) -> GcRefMut<'_, T> {
-        if !T::NO_SCAN && !self.content_rooted {
-            // If rooting unwinds half-way (a `Trace` impl breaking its rules), ROOTED is never
-            // set: the content, partly rooted, is then traced as usual, which is safe for both
-            // kinds of handle; the guard gives the flag back.
-            let unlock = Unlock(self);
-            with_op(|_| {
-                // SAFETY: we hold the exclusive flag, so nobody else accesses the value.
-                unsafe { (*self.value.get()).root() };
-                self.state.fetch_or(ROOTED, Ordering::Release);
-            });
-            core::mem::forget(unlock);
-        }
-        GcRefMut {
-            cell: self,
-            _not_send: PhantomData,
-        }
-    }
-
     /// Called when the mutable borrow ends: unroots the content of a heap cell, then releases.
     fn release_mut(&self) {
-        let _unlock = Unlock(self);
+        let unlock = Unlock(self);
         if !T::NO_SCAN && !self.content_rooted {
             with_op(|_| {
-                // Cleared when this closure ends, unwinding included, while the operation still
-                // excludes marking: from then on the marker traces the content instead of
-                // counting on its handles being roots, so an `unroot` that stops half-way
-                // leaves nothing unreachable.
-                let _rooted = ClearRooted(self);
+                // Both flags are cleared when this closure ends, unwinding included, inside
+                // the operation: the content's handles stop being roots and the cell stops
+                // being skipped by markers at one point that mark setup cannot fall between
+                // (it waits for operations in progress). So an `unroot` that stops half-way
+                // leaves nothing unreachable, and a marker never skips unrooted content.
+                let _unlock = unlock;
+                let _rooted = ClearFlag(&self.state, ROOTED);
                 // SAFETY: we still hold the exclusive flag. The cell is heap content reached
                 // by tracing (it is not `content_rooted`), so its handles may become edges.
                 unsafe { (*self.value.get()).unroot() };
@@ -338,12 +355,12 @@ impl<T: Trace> Drop for Unlock<'_, T> {
     }
 }
 
-/// Clears the ROOTED bit when dropped.
-struct ClearRooted<'a, T: Trace>(&'a GcCell<T>);
+/// Clears a flag of the state word when dropped (unwinding included).
+struct ClearFlag<'a>(&'a AtomicUsize, usize);
 
-impl<T: Trace> Drop for ClearRooted<'_, T> {
+impl Drop for ClearFlag<'_> {
     fn drop(&mut self) {
-        self.0.state.fetch_and(!ROOTED, Ordering::Release);
+        self.0.fetch_and(!self.1, Ordering::Release);
     }
 }
 
@@ -435,14 +452,39 @@ unsafe impl<T: Trace> Trace for GcCell<T> {
     const NEEDS_DROP: bool = T::NEEDS_DROP;
 
     fn trace(&self, tracer: &mut Tracer) {
-        if T::NO_SCAN || self.state.load(Ordering::Acquire) & ROOTED != 0 {
+        if T::NO_SCAN {
             return;
         }
-        // A writer gets `&mut` only after setting ROOTED (inside an operation, which marking
-        // excludes), and ROOTED is cleared (likewise) only as its guard drops, after which it
-        // has no `&mut` left; a leaked guard keeps ROOTED set, and `root`/`unroot` respect it.
-        // SAFETY: ROOTED is clear, so by the above no writer is changing the content.
-        unsafe { (*self.value.get()).trace(tracer) }
+        // Skip the content while a mutable borrow has rooted it: its handles are roots (and
+        // the release unroots them, with the barrier, in the same operation that clears the
+        // flags). Otherwise take the TRACING flag, which keeps writers out while we read.
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            if s & ROOTED != 0 {
+                return;
+            }
+            if s & (WRITER | TRACING) != 0 {
+                // A writer inside the operation that roots or unroots the content (the flag
+                // without ROOTED exists only there), or another marker reading it (the
+                // verifier): either is over within one operation.
+                yield_now();
+                s = self.state.load(Ordering::Acquire);
+                continue;
+            }
+            match self.state.compare_exchange_weak(
+                s,
+                s | TRACING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        let _tracing = ClearFlag(&self.state, TRACING);
+        // SAFETY: no writer holds the cell and none can take it while TRACING is set
+        // (`try_lock_exclusive` waits), so the content is only read, like a shared borrow.
+        unsafe { (*self.value.get()).trace(tracer) };
     }
 
     fn root(&mut self) {

@@ -20,6 +20,26 @@
 //! reach through it any more (every `&` into the object borrowed from a handle, and handles to
 //! what it points at were obtained through operations). Cloning an *unrooted* handle makes an
 //! object a root that may not have been one, so it is an operation.
+//!
+//! # The barrier (DESIGN §6)
+//!
+//! While the collector marks, every root-count change shades the object (marks it; if it was
+//! unmarked and holds handles, queues it grey), so that the snapshot taken at mark setup stays
+//! reachable for the marker:
+//!
+//! - Changes inside an operation (cloning an edge, `GcSlot` loads and stores, `GcCell`
+//!   borrows, `Gc::new` unrooting the value's handles) read the phase and shade. The
+//!   operation keeps the collector from finishing the mark in between (mark termination
+//!   waits for operations in progress).
+//! - Cloning a rooted handle needs no shade: the object's count is at least one before and
+//!   after, and it can reach zero only through a drop, which shades.
+//! - Dropping a rooted handle reads the phase *first*. While marking, it takes the slow path:
+//!   an operation that shades and then decrements. Otherwise it only decrements. A drop that
+//!   read `Idle` just before mark setup published `Marking` does nothing between that read
+//!   and its decrement, so it is the same as a drop that happened entirely before mark
+//!   setup: the object was then not a root of the snapshot (if nothing else held it) and
+//!   is rightly left unmarked. The fast path is therefore one load, one branch and the
+//!   decrement, with no fence.
 
 use core::any::type_name;
 use core::borrow::Borrow;
@@ -31,7 +51,9 @@ use core::mem::{align_of, needs_drop, size_of};
 use core::ops::Deref;
 use core::ptr::NonNull;
 
-use crate::gc::global::{collector, with_op};
+use crate::gc::barrier::shade;
+use crate::gc::global::{collector, with_op, with_op_reentrant};
+use crate::gc::phase::marking;
 use crate::heap::{size_class_for, tiny_roots_of, Address, AllocError, SpanClass, TINY_BLOCK};
 use crate::ptr::header::{ObjectHeader, TypeDescriptor, ROOTS_SATURATED, ROOTS_STICKY};
 use crate::sync::atomic::{AtomicU32, Ordering};
@@ -224,6 +246,7 @@ impl<T: Trace> Gc<T> {
             .expect("tiny objects live in tiny spans")
     }
 
+    /// Counts one more root, with no barrier: for cloning a handle that is already a root.
     #[inline(always)]
     fn inc_roots(&self) {
         if Self::TINY {
@@ -233,6 +256,7 @@ impl<T: Trace> Gc<T> {
         }
     }
 
+    /// Counts one root fewer, with no barrier.
     #[inline(always)]
     fn dec_roots(&self) {
         if Self::TINY {
@@ -240,6 +264,34 @@ impl<T: Trace> Gc<T> {
         } else {
             self.header().dec_roots();
         }
+    }
+
+    /// Counts one more root inside a mutator operation, shading the object while marking.
+    #[inline(always)]
+    fn inc_roots_in_op(&self) {
+        self.inc_roots();
+        if marking() {
+            shade(self.raw());
+        }
+    }
+
+    /// Counts one root fewer inside a mutator operation, shading the object first while
+    /// marking (it is certainly alive before the decrement).
+    #[inline(always)]
+    fn dec_roots_in_op(&self) {
+        if marking() {
+            shade(self.raw());
+        }
+        self.dec_roots();
+    }
+
+    /// The drop barrier's slow path (see the module docs): inside an operation, shade then
+    /// decrement. The drop may come from inside an operation already (a heap slot or cell
+    /// giving up its counted handles as it is unrooted); then it runs inline.
+    #[cold]
+    #[inline(never)]
+    fn drop_root_while_marking(&self) {
+        with_op_reentrant(|| self.dec_roots_in_op());
     }
 
     /// Whether two handles point at the same object.
@@ -299,7 +351,7 @@ impl<T: Trace> Gc<T> {
     #[inline(always)]
     pub(crate) unsafe fn rooted_from_raw(p: NonNull<u8>) -> Gc<T> {
         let g = Gc::<T>::from_addr(Address::from_ptr(p.as_ptr()));
-        g.inc_roots();
+        g.inc_roots_in_op();
         g
     }
 }
@@ -374,8 +426,8 @@ impl<T: Trace> Clone for Gc<T> {
         if self.is_rooted() {
             self.inc_roots();
         } else {
-            // An edge becoming a root: an operation, so no cycle is mid-mark meanwhile.
-            with_op(|_| self.inc_roots());
+            // An edge becoming a root: an operation, whose barrier shades while marking.
+            with_op(|_| self.inc_roots_in_op());
         }
         Gc::from_addr(Address::from_ptr(self.raw().as_ptr()))
     }
@@ -385,7 +437,11 @@ impl<T: Trace> Drop for Gc<T> {
     #[inline]
     fn drop(&mut self) {
         if self.is_rooted() {
-            self.dec_roots();
+            if marking() {
+                self.drop_root_while_marking();
+            } else {
+                self.dec_roots();
+            }
         }
     }
 }
@@ -405,7 +461,7 @@ unsafe impl<T: Trace> Trace for Gc<T> {
     #[inline]
     fn root(&mut self) {
         if !self.is_rooted() {
-            self.inc_roots();
+            self.inc_roots_in_op();
             self.ptr = self.raw().map_addr(|a| a | ROOTED);
         }
     }
@@ -413,7 +469,7 @@ unsafe impl<T: Trace> Trace for Gc<T> {
     #[inline]
     unsafe fn unroot(&mut self) {
         if self.is_rooted() {
-            self.dec_roots();
+            self.dec_roots_in_op();
             self.ptr = self.raw();
         }
     }

@@ -228,8 +228,11 @@ unsafe impl<T: Trace> Trace for GcSlot<T> {
         if p.addr() & ROOTED != 0 {
             if let Some(raw) = Self::untag(p) {
                 // SAFETY: the slot owns one counted handle; giving up the count is the caller's
-                // contract (the slot is heap content reached by tracing).
-                drop(unsafe { Gc::<T>::from_raw_rooted(raw) });
+                // contract (the slot is heap content reached by tracing). The handle ends
+                // unrooted, so dropping it does nothing more.
+                let mut g = unsafe { Gc::<T>::from_raw_rooted(raw) };
+                // SAFETY: as above.
+                unsafe { g.unroot() };
             }
             *self.word.get_mut() = p.map_addr(|a| a & !ROOTED);
         }

@@ -4,8 +4,11 @@
 //! - `new_reclaim`: allocate a 32-byte node (24-byte payload + 8-byte header for `Gc`; `Rc`'s
 //!   box is 40 bytes: two counts + payload) and reclaim it: `Gc::new` + drop, with one
 //!   `collect()` per batch of 65,536; `Rc::new` + drop.
-//! - `collect_1m`: a full stop-the-world `collect()` with one million small objects live (a
-//!   binary tree of 2^20 − 1 nodes under one root): the pause the next capability removes.
+//! - `slot_store`: `GcSlot::store` of a rooted handle into a slot of a heap object, while no
+//!   cycle runs: the barrier's fast path. Compare with the same benchmark built with the
+//!   barrier compiled out (`--cfg gc_core_no_barrier`; see README "Numbers").
+//! - `collect_1m`: a full `collect()` with one million small objects live (a binary tree of
+//!   2^20 − 1 nodes under one root): the cycle's duration, and its handshake pauses.
 //!
 //! Run: `cargo bench --bench gc`.
 
@@ -120,6 +123,38 @@ fn new_reclaim(c: &mut Criterion) {
     g.finish();
 }
 
+fn slot_store(c: &mut Criterion) {
+    let mut g = c.benchmark_group("slot_store");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let holder = Gc::new(TreeNode {
+        left: GcSlot::new(None),
+        right: GcSlot::new(None),
+    });
+    let a = Gc::new(TreeNode {
+        left: GcSlot::new(None),
+        right: GcSlot::new(None),
+    });
+    let b2 = a.clone();
+    g.bench_function(
+        if cfg!(gc_core_no_barrier) {
+            "gc_no_barrier"
+        } else {
+            "gc"
+        },
+        |b| {
+            b.iter(|| {
+                for i in 0..BATCH {
+                    // Alternate targets so every store replaces a different handle.
+                    let t = if i & 1 == 0 { &a } else { &b2 };
+                    holder.left.store(Some(black_box(t).clone()));
+                }
+            })
+        },
+    );
+    g.finish();
+    holder.left.store(None);
+}
+
 fn collect_1m(c: &mut Criterion) {
     let mut g = c.benchmark_group("collect_1m_live");
     g.sample_size(10);
@@ -139,9 +174,14 @@ fn collect_1m(c: &mut Criterion) {
     g.finish();
     let s = gc_core::stats();
     println!(
-        "collect_1m_live: live objects {} ({} bytes); stop-the-world pause p50 {:?} max {:?}; \
-         mark p50 {:?}",
-        s.live_objects_after_mark, s.live_bytes_after_mark, s.pauses.p50, s.pauses.max, s.mark.p50
+        "collect_1m_live: live objects {} ({} bytes); handshake pauses p50 {:?} p99 {:?} max {:?}; \
+         concurrent mark p50 {:?}",
+        s.live_objects_after_mark,
+        s.live_bytes_after_mark,
+        s.pauses.p50,
+        s.pauses.p99,
+        s.pauses.max,
+        s.mark.p50
     );
     drop(root);
 }
@@ -150,6 +190,6 @@ criterion_group! {
     name = gc;
     config = Criterion::default().sample_size(30).warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = clone_drop, new_reclaim, collect_1m
+    targets = clone_drop, new_reclaim, slot_store, collect_1m
 }
 criterion_main!(gc);

@@ -1,0 +1,321 @@
+//! graph_churn and mt_churn (shared/WORKLOADS.md §3, §4): a table of nodes held as roots, each
+//! with a value and two mutable edges into a graph full of cycles; every step rewires one edge,
+//! half the time to a fresh pair of nodes that becomes a garbage cycle once the edge moves on.
+//! The collector runs on its own (no explicit collection in the loop); every step is timed.
+//!
+//! ```text
+//! cargo run --release --example graph_churn -- [gc|rc|arc] [--steps N] [--live N] [--threads T]
+//! ```
+//!
+//! Defaults: `gc`, 1,000,000 steps, 100,000 table nodes, 1 thread. `rc` runs the same steps
+//! with `Rc` + `RefCell` (single-threaded; it leaks every garbage pair), `arc` with `Arc` +
+//! `Mutex` edges (any thread count; leaks likewise). One line per run: steps/s, step latency
+//! (p50, p99, longest, steps ≥ 1 ms), peak RSS, nodes leaked after the table is dropped and a
+//! full collection; for gc-core also its cycles and the collector's handshake pauses.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gc_core::{Gc, GcSlot, Trace};
+use gc_core_workspace::{peak_resident_bytes, XorShift64Star};
+
+/// Live nodes, counted by a drop counter in each node.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+/// The drop counter every node carries. `no_scan`: it holds no handle, so it may have a `Drop`.
+#[derive(Trace)]
+#[gc(no_scan)]
+struct Counted;
+
+impl Counted {
+    fn new() -> Counted {
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Trace)]
+struct GcNode {
+    value: u64,
+    edges: [GcSlot<GcNode>; 2],
+    _count: Counted,
+}
+
+impl GcNode {
+    fn new(value: u64) -> Gc<GcNode> {
+        Gc::new(GcNode {
+            value,
+            edges: [GcSlot::new(None), GcSlot::new(None)],
+            _count: Counted::new(),
+        })
+    }
+}
+
+struct RcNode {
+    value: u64,
+    edges: [RefCell<Option<Rc<RcNode>>>; 2],
+    _count: Counted,
+}
+
+struct ArcNode {
+    value: u64,
+    edges: [Mutex<Option<Arc<ArcNode>>>; 2],
+    _count: Counted,
+}
+
+/// One pointer type's version of the workload.
+trait Graph: Sync {
+    type Ptr: Clone;
+    fn node(value: u64) -> Self::Ptr;
+    fn value(p: &Self::Ptr) -> u64;
+    fn get(p: &Self::Ptr, edge: usize) -> Option<Self::Ptr>;
+    fn set(p: &Self::Ptr, edge: usize, to: Option<Self::Ptr>);
+}
+
+struct GcGraph;
+impl Graph for GcGraph {
+    type Ptr = Gc<GcNode>;
+    fn node(value: u64) -> Self::Ptr {
+        GcNode::new(value)
+    }
+    fn value(p: &Self::Ptr) -> u64 {
+        p.value
+    }
+    fn get(p: &Self::Ptr, edge: usize) -> Option<Self::Ptr> {
+        p.edges[edge].load()
+    }
+    fn set(p: &Self::Ptr, edge: usize, to: Option<Self::Ptr>) {
+        p.edges[edge].store(to);
+    }
+}
+
+struct RcGraph;
+impl Graph for RcGraph {
+    type Ptr = Rc<RcNode>;
+    fn node(value: u64) -> Self::Ptr {
+        Rc::new(RcNode {
+            value,
+            edges: [RefCell::new(None), RefCell::new(None)],
+            _count: Counted::new(),
+        })
+    }
+    fn value(p: &Self::Ptr) -> u64 {
+        p.value
+    }
+    fn get(p: &Self::Ptr, edge: usize) -> Option<Self::Ptr> {
+        p.edges[edge].borrow().clone()
+    }
+    fn set(p: &Self::Ptr, edge: usize, to: Option<Self::Ptr>) {
+        // Drop the old target after the borrow ends (its drop may reach this node).
+        let old = p.edges[edge].replace(to);
+        drop(old);
+    }
+}
+
+struct ArcGraph;
+impl Graph for ArcGraph {
+    type Ptr = Arc<ArcNode>;
+    fn node(value: u64) -> Self::Ptr {
+        Arc::new(ArcNode {
+            value,
+            edges: [Mutex::new(None), Mutex::new(None)],
+            _count: Counted::new(),
+        })
+    }
+    fn value(p: &Self::Ptr) -> u64 {
+        p.value
+    }
+    fn get(p: &Self::Ptr, edge: usize) -> Option<Self::Ptr> {
+        p.edges[edge].lock().unwrap().clone()
+    }
+    fn set(p: &Self::Ptr, edge: usize, to: Option<Self::Ptr>) {
+        let old = std::mem::replace(&mut *p.edges[edge].lock().unwrap(), to);
+        drop(old);
+    }
+}
+
+/// What one thread's steps measured.
+struct Run {
+    latencies: Vec<Duration>,
+    checksum: u64,
+}
+
+/// The table: `live` nodes, each edge to a random table node.
+fn build<G: Graph>(live: usize, rng: &mut XorShift64Star) -> Vec<G::Ptr> {
+    let table: Vec<G::Ptr> = (0..live as u64).map(G::node).collect();
+    for n in &table {
+        for e in 0..2 {
+            G::set(n, e, Some(table[rng.below(live as u64) as usize].clone()));
+        }
+    }
+    table
+}
+
+/// `steps` steps of the workload on `table`, each timed.
+fn churn<G: Graph>(table: &[G::Ptr], steps: u64, seed: u64) -> Run {
+    let mut rng = XorShift64Star::new(seed);
+    let n = table.len() as u64;
+    let mut latencies = Vec::with_capacity(steps as usize);
+    let mut checksum = 0u64;
+    for step in 0..steps {
+        let t = Instant::now();
+        let node = &table[rng.below(n) as usize];
+        let edge = rng.below(2) as usize;
+        let target = if rng.below(2) == 0 {
+            // A fresh pair n1 <-> n2; n1 also points back at the node, n2 at a random node.
+            let n1 = G::node(step);
+            let n2 = G::node(step + 1);
+            G::set(&n1, 0, Some(n2.clone()));
+            G::set(&n2, 0, Some(n1.clone()));
+            G::set(&n1, 1, Some(node.clone()));
+            G::set(&n2, 1, Some(table[rng.below(n) as usize].clone()));
+            n1
+        } else {
+            // An existing node: a table node, or one hop from one.
+            let other = &table[rng.below(n) as usize];
+            if rng.below(2) == 0 {
+                other.clone()
+            } else {
+                G::get(other, rng.below(2) as usize).unwrap_or_else(|| other.clone())
+            }
+        };
+        checksum = checksum.wrapping_add(G::value(&target));
+        G::set(node, edge, Some(target));
+        latencies.push(t.elapsed());
+    }
+    Run {
+        latencies,
+        checksum,
+    }
+}
+
+fn run<G: Graph>(name: &str, steps: u64, live: usize, threads: u64)
+where
+    G::Ptr: Send + Sync,
+{
+    let mut rng = XorShift64Star::new(42);
+    let table = build::<G>(live, &mut rng);
+    let before = gc_core::stats();
+    let start = Instant::now();
+    let runs: Vec<Run> = if threads == 1 {
+        vec![churn::<G>(&table, steps, 7)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let table = &table;
+                    s.spawn(move || churn::<G>(table, steps / threads, 7 + t))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    let wall = start.elapsed();
+    let after = gc_core::stats();
+    let mut lat: Vec<Duration> = runs
+        .iter()
+        .flat_map(|r| r.latencies.iter().copied())
+        .collect();
+    let checksum = runs.iter().fold(0u64, |a, r| a.wrapping_add(r.checksum));
+    lat.sort_unstable();
+    let pick = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+    let slow = lat
+        .iter()
+        .filter(|d| **d >= Duration::from_millis(1))
+        .count();
+    drop(table);
+    if name == "gc" {
+        gc_core::collect();
+        gc_core::collect();
+    }
+    let leaked = LIVE.load(Ordering::Relaxed);
+    let rss = peak_resident_bytes().unwrap_or(0) as f64 / (1 << 20) as f64;
+    print!(
+        "{name:<3} live={live} threads={threads}: {:.2} M steps/s, step p50 {:.2} µs p99 {:.2} µs \
+         max {:.3} ms, {slow} steps >= 1 ms, peak RSS {rss:.0} MiB, leaked {leaked}, checksum {checksum}",
+        lat.len() as f64 / wall.as_secs_f64() / 1e6,
+        pick(0.5).as_secs_f64() * 1e6,
+        pick(0.99).as_secs_f64() * 1e6,
+        lat[lat.len() - 1].as_secs_f64() * 1e3,
+    );
+    if name == "gc" {
+        let cycles = after.cycles - before.cycles;
+        let p = after.pauses;
+        print!(
+            "; {cycles} cycles, handshake pauses p50 {:.1} µs p99 {:.1} µs max {:.1} µs ({} total), \
+             mark assists {} ({:.1} ms)",
+            p.p50.as_secs_f64() * 1e6,
+            p.p99.as_secs_f64() * 1e6,
+            p.max.as_secs_f64() * 1e6,
+            p.count,
+            after.assists.count,
+            after.assists.total.as_secs_f64() * 1e3,
+        );
+    }
+    println!();
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut which, mut steps, mut live, mut threads) =
+        ("gc".to_string(), 1_000_000u64, 100_000usize, 1u64);
+    while let Some(a) = args.next() {
+        let mut num = || -> u64 {
+            args.next()
+                .and_then(|v| v.replace('_', "").parse().ok())
+                .unwrap_or_else(|| panic!("{a} needs a number"))
+        };
+        match a.as_str() {
+            "--steps" => steps = num(),
+            "--live" => live = num() as usize,
+            "--threads" => threads = num().max(1),
+            "gc" | "rc" | "arc" => which = a,
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    match which.as_str() {
+        "gc" => run::<GcGraph>("gc", steps, live, threads),
+        "rc" => {
+            assert_eq!(threads, 1, "rc is single-threaded");
+            run_rc(steps, live)
+        }
+        _ => run::<ArcGraph>("arc", steps, live, threads),
+    }
+}
+
+/// `Rc` is not `Send`: its run has no threads.
+fn run_rc(steps: u64, live: usize) {
+    let mut rng = XorShift64Star::new(42);
+    let table = build::<RcGraph>(live, &mut rng);
+    let start = Instant::now();
+    let r = churn::<RcGraph>(&table, steps, 7);
+    let wall = start.elapsed();
+    let mut lat = r.latencies;
+    lat.sort_unstable();
+    let pick = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+    let slow = lat
+        .iter()
+        .filter(|d| **d >= Duration::from_millis(1))
+        .count();
+    drop(table);
+    let rss = peak_resident_bytes().unwrap_or(0) as f64 / (1 << 20) as f64;
+    println!(
+        "rc  live={live} threads=1: {:.2} M steps/s, step p50 {:.2} µs p99 {:.2} µs max {:.3} ms, \
+         {slow} steps >= 1 ms, peak RSS {rss:.0} MiB, leaked {}, checksum {}",
+        lat.len() as f64 / wall.as_secs_f64() / 1e6,
+        pick(0.5).as_secs_f64() * 1e6,
+        pick(0.99).as_secs_f64() * 1e6,
+        lat[lat.len() - 1].as_secs_f64() * 1e3,
+        LIVE.load(Ordering::Relaxed),
+        r.checksum,
+    );
+}

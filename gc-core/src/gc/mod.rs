@@ -370,7 +370,9 @@ impl Collector {
             phase().set(Phase::Marking);
             self.heap.set_black(true);
         });
-        timed(&mut pauses, &|| self.heap.flush_caches());
+        timed(&mut pauses, &|| {
+            self.heap.flush_caches();
+        });
 
         // 3.–4. Concurrent mark and termination. A `Trace` impl that panics (breaking its
         // rules) must not leave half a mark behind: the cycle is abandoned.

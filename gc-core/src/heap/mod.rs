@@ -342,9 +342,10 @@ impl Heap {
     /// Gives back the spans of every thread cache (each is claimed for the time it takes to
     /// flush it; its owner, if it starts an operation meanwhile, waits for that flush only).
     /// Afterwards every object allocated before the call is in a listed span's alloc bits.
-    pub fn flush_caches(&self) {
+    /// Returns the longest time one cache was claimed: the longest an owner can have waited.
+    pub fn flush_caches(&self) -> std::time::Duration {
         let _c = self.shared.control.lock();
-        self.shared.flush_caches();
+        self.shared.flush_caches()
     }
 
     /// Shades the object holding `addr`: marks it, and if it was unmarked and holds handles,
@@ -721,12 +722,16 @@ impl HeapShared {
         }
     }
 
-    /// Gives back the spans of every cache whose owner is outside an operation; busy caches
-    /// give theirs back themselves when they next see the changed state.
-    fn flush_caches(&self) {
+    /// Claims each cache in turn (waiting for its owner's operation in progress, if any),
+    /// gives back its spans and lets go. Returns the longest claim.
+    fn flush_caches(&self) -> std::time::Duration {
+        let mut longest = std::time::Duration::ZERO;
         for c in self.cache_list() {
+            let t = std::time::Instant::now();
             c.flush_if_idle(self);
+            longest = longest.max(t.elapsed());
         }
+        longest
     }
 
     pub(crate) fn register_cache(&self, c: Arc<CacheShared>) {
@@ -873,14 +878,13 @@ impl HeapShared {
         let span = unsafe { s.get() };
         let g = span.sweep_gen();
         if g == sg.plus(1) {
-            // Cached since before this sweep began: its marks are this cycle's verdict.
-            let _sweeping = self.sweeping();
-            span.set_sweep_gen(sg.minus(1));
-            match self.sweep_claimed(s, sg) {
-                Swept::Freed => {}
-                Swept::HasRoom => self.list_swept(s, sg, Fullness::Partial),
-                Swept::Full => self.list_swept(s, sg, Fullness::Full),
-            }
+            // Cached since before this sweep began: its marks are this cycle's verdict. It
+            // joins the unswept spans (O(1): a cache flushed at sweep start, whose owner may
+            // be waiting for it, must not sweep); sweep termination sweeps it before the
+            // generation can move on, since whoever holds the cache is inside an operation or
+            // a claim that the next cycle's flush waits for.
+            span.set_sweep_gen(sg.minus(2));
+            self.central.push_unswept(span.class(), s, sg);
         } else {
             debug_assert_eq!(g, sg.plus(3), "a cached span is either sg+1 or sg+3");
             let f = if span.free_slots() > 0 {

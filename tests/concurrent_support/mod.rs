@@ -1090,7 +1090,7 @@ enum Cmd {
     Check,
     /// Call `collect()` while holding the borrow.
     Collect,
-    /// Push, pop and drop at random until told otherwise (`Check` ends it).
+    /// This many random pushes, pops (dropped) and removals (kept).
     Churn(u64),
     /// Release the borrow.
     Release,

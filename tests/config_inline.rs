@@ -77,6 +77,15 @@ fn objects_allocated_during_inline_marking_survive() {
 }
 
 #[test]
+fn threads_start_and_exit_while_inline_cycles_run() {
+    let _serial = setup();
+    println!(
+        "{} short-lived threads",
+        cs::threads_come_and_go(cs::scaled(0.04))
+    );
+}
+
+#[test]
 fn inline_stats_are_consistent() {
     let _serial = setup();
     let s0 = cs::settled_stats();

@@ -1090,7 +1090,7 @@ enum Cmd {
     Check,
     /// Call `collect()` while holding the borrow.
     Collect,
-    /// Push, pop and drop at random until told otherwise (`Check` ends it).
+    /// This many random pushes, pops (dropped) and removals (kept).
     Churn(u64),
     /// Release the borrow.
     Release,
@@ -1274,6 +1274,182 @@ pub(crate) fn long_borrow_mut(rounds: usize, churn: Duration, holder_collects: b
     log.assert_all_dropped_once("long borrow_mut");
 }
 
+/// A long *shared* borrow of a heap cell, with another thread waiting in `borrow_mut` on the
+/// same cell meanwhile: cycles still finish (the marker reads the cell beside the reader; the
+/// waiting writer is never stuck inside an operation that a handshake would wait for), and the
+/// writer gets its borrow once the reader lets go.
+pub(crate) fn long_shared_borrow(collects: usize) {
+    let log = Log::new(1 << 16);
+    let parent = cnode_full(log);
+    for _ in 0..4 {
+        push_fresh(log, &mut parent.kids.borrow_mut());
+    }
+    let ids = ids_of(&parent.kids.borrow());
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let reader = {
+        let parent = parent.clone();
+        thread::spawn(move || {
+            let kids = parent.kids.borrow();
+            let _ = held_tx.send(());
+            let _ = release_rx.recv();
+            ids_of(&kids)
+        })
+    };
+    held_rx
+        .recv_timeout(HANG)
+        .expect("the reader could not borrow");
+    let writer_done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (parent, done) = (parent.clone(), writer_done.clone());
+        thread::spawn(move || {
+            let mut kids = parent.kids.borrow_mut(); // waits for the reader
+            push_fresh(log, &mut kids);
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    for _ in 0..collects {
+        collect_or_fail();
+        assert!(
+            !writer_done.load(Ordering::SeqCst),
+            "borrow_mut succeeded while a shared borrow was held"
+        );
+    }
+    for &id in &ids {
+        assert_eq!(
+            log.drops_of(id),
+            Some(0),
+            "{id}, in a borrowed cell, was dropped"
+        );
+    }
+    release_tx.send(()).expect("the reader is waiting");
+    assert_eq!(join(reader, "the reader"), ids);
+    join(writer, "the writer");
+    collect_or_fail();
+    let now = ids_of(&parent.kids.borrow());
+    assert_eq!(
+        now.len(),
+        ids.len() + 2,
+        "the writer pushed a node and its child"
+    );
+    assert_eq!(&now[..ids.len()], &ids[..]);
+    drop(parent);
+    collect_or_fail();
+    log.assert_all_dropped_once("long shared borrow");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cells inside cells
+// ---------------------------------------------------------------------------------------------
+
+/// Rows of nodes in cells inside a cell.
+#[derive(Trace)]
+pub(crate) struct Shelf {
+    counted: Counted,
+    rows: GcCell<Vec<GcCell<Vec<Gc<CNode>>>>>,
+}
+
+/// Three threads work on one heap object holding cells inside a cell while another thread
+/// calls `collect()` back to back: under a shared borrow of the outer cell they move nodes from
+/// one row's cell to another's (each row borrowed mutably on its own) and push fresh ones; now
+/// and then one takes the outer cell mutably (waiting for every reader) to add a row or remove
+/// one (its nodes become garbage). The marker meets outer cells borrowed mutably (skipped),
+/// inner cells borrowed mutably under a traced outer cell, and rows moved in and out of the
+/// heap. Every node is checked whenever it is moved and in full sweeps of the shelf; at the end
+/// everything is dropped exactly once.
+pub(crate) fn nested_cells(duration: Duration) -> u64 {
+    const ROWS: usize = 6;
+    let log = Log::new(1 << 21);
+    let row = |n: usize| GcCell::new((0..n).map(|_| cnode_full(log)).collect::<Vec<_>>());
+    let shelf = Gc::new(Shelf {
+        counted: Counted::new(log),
+        rows: GcCell::new((0..ROWS).map(|_| row(4)).collect()),
+    });
+    let cycler = Cycler::start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<JoinHandle<u64>> = (0..3u64)
+        .map(|t| {
+            let (shelf, stop) = (shelf.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut rng = XorShift64Star::new(0x5E1F + t);
+                let mut ops = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    ops += 1;
+                    match rng.below(16) {
+                        0..=8 => {
+                            let rows = shelf.rows.borrow();
+                            let n = rows.len() as u64;
+                            if n < 2 {
+                                continue;
+                            }
+                            let i = rng.below(n) as usize;
+                            let j = (i + 1 + rng.below(n - 1) as usize) % n as usize;
+                            // One row at a time: two threads holding one row each and waiting
+                            // for the other's would deadlock.
+                            let x = rows[i].borrow_mut().pop();
+                            if let Some(x) = x {
+                                verify(&x);
+                                rows[j].borrow_mut().push(x);
+                            }
+                        }
+                        9..=11 => {
+                            let rows = shelf.rows.borrow();
+                            if rows.is_empty() {
+                                continue;
+                            }
+                            let mut r = rows[rng.below(rows.len() as u64) as usize].borrow_mut();
+                            r.push(cnode_full(log));
+                            while r.len() > 12 {
+                                let k = r.remove(0);
+                                verify(&k);
+                            }
+                        }
+                        12..=14 => {
+                            for r in shelf.rows.borrow().iter() {
+                                for k in r.borrow().iter() {
+                                    verify(k);
+                                }
+                            }
+                        }
+                        _ => {
+                            let mut rows = shelf.rows.borrow_mut();
+                            if rows.len() < ROWS + 2 && rng.below(2) == 0 {
+                                rows.push(row(rng.below(4) as usize));
+                            } else if !rows.is_empty() {
+                                let i = rng.below(rows.len() as u64) as usize;
+                                // Out of the heap: a cell of rooted handles, dropped here.
+                                let gone = rows.remove(i);
+                                for k in gone.borrow().iter() {
+                                    verify(k);
+                                }
+                            }
+                        }
+                    }
+                }
+                ops
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + duration;
+    while cycler.running(deadline) && !threads.iter().any(|h| h.is_finished()) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let ops = threads.into_iter().map(|h| join(h, "a shelf thread")).sum();
+    cycler.stop();
+    collect_or_fail();
+    shelf.counted.id();
+    for r in shelf.rows.borrow().iter() {
+        for k in r.borrow().iter() {
+            verify_deep(k);
+        }
+    }
+    drop(shelf);
+    collect_or_fail();
+    log.assert_all_dropped_once("nested cells");
+    ops
+}
+
 // ---------------------------------------------------------------------------------------------
 // Allocation during marking
 // ---------------------------------------------------------------------------------------------
@@ -1355,6 +1531,87 @@ pub(crate) fn allocation_during_marking(threads: u64, duration: Duration) -> u64
     collect_or_fail();
     log.assert_all_dropped_once("allocation during marking");
     allocated
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threads that start and exit while cycles run
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// Handles a short-lived thread keeps until it exits: dropped during its teardown, before
+    /// or after gc-core's own thread-local (its thread cache) is destroyed.
+    static KEPT_TILL_EXIT: std::cell::RefCell<Vec<Gc<CNode>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Short-lived threads, four at a time, while another thread calls `collect()` back to back:
+/// each allocates (its thread cache registers, perhaps while the collector marks), links a node
+/// with a private child into a shared anchor's cell, keeps other nodes in a thread-local (dropped
+/// as the thread exits, perhaps during marking and after its cache is gone), and exits. The
+/// anchor's cell must hold exactly the nodes the threads linked (the oldest are unlinked as
+/// garbage); at the end everything allocated is dropped exactly once.
+pub(crate) fn threads_come_and_go(duration: Duration) -> u64 {
+    let log = Log::new(1 << 20);
+    let anchor = cnode(log);
+    let cycler = Cycler::start();
+    let mut linked: VecDeque<u64> = VecDeque::new();
+    let mut spawned = 0;
+    let deadline = Instant::now() + duration;
+    while cycler.running(deadline) {
+        let batch: Vec<JoinHandle<u64>> = (0..4)
+            .map(|k| {
+                let anchor = anchor.clone();
+                thread::spawn(move || {
+                    let n = cnode_full(log);
+                    n.a.store(Some(cnode_full(log)));
+                    let id = n.id();
+                    KEPT_TILL_EXIT.with(|h| {
+                        let mut h = h.borrow_mut();
+                        h.push(n.clone());
+                        // Reachable only from this thread-local: garbage once the thread is gone.
+                        let g = cnode_full(log);
+                        g.b.store(Some(g.clone()));
+                        h.push(g);
+                    });
+                    if k % 2 == 0 {
+                        anchor.kids.borrow_mut().push(n);
+                    } else {
+                        // Through a slot first: the anchor's `a` edge, then moved to the cell.
+                        let old = anchor.a.swap(Some(n));
+                        let back = anchor.a.swap(old).expect("just stored");
+                        anchor.kids.borrow_mut().push(back);
+                    }
+                    id
+                })
+            })
+            .collect();
+        for h in batch {
+            linked.push_back(join(h, "a short-lived thread"));
+        }
+        spawned += 4;
+        let mut kids = anchor.kids.borrow_mut();
+        if kids.len() > 64 {
+            // The oldest eight batches become garbage.
+            kids.drain(..32);
+            linked.drain(..32);
+        }
+        // Threads of one batch race for the order of their pushes: compare as sets.
+        let mut got: Vec<u64> = kids.iter().map(|k| verify_deep(k)).collect();
+        drop(kids);
+        let mut want: Vec<u64> = linked.iter().copied().collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(
+            got, want,
+            "the anchor's cell does not hold the nodes the threads linked"
+        );
+    }
+    cycler.stop();
+    collect_or_fail();
+    verify_deep(&anchor);
+    drop(anchor);
+    collect_or_fail();
+    log.assert_all_dropped_once("threads come and go");
+    spawned
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,6 +37,15 @@ pub(crate) fn enumerate_roots(heap: &Heap) {
     }
 }
 
+/// A batch taken from the grey queue: given back when dropped, unwinding included.
+struct Batch<'m, 'h>(&'m mut Marker<'h>);
+
+impl Drop for Batch<'_, '_> {
+    fn drop(&mut self) {
+        self.0.give_back();
+    }
+}
+
 /// One marker's state: its grey stack and its tracer.
 pub(crate) struct Marker<'h> {
     heap: &'h Heap,
@@ -57,30 +66,41 @@ impl<'h> Marker<'h> {
         }
     }
 
-    /// Traces grey objects until the global queue is empty or `budget` objects have been
-    /// traced; returns how many were.
+    /// Traces grey objects until the global queue is empty (or closed) or `budget` objects
+    /// have been traced; returns how many were.
+    ///
+    /// If a `Trace` impl panics, the batch is given back and the marker stops counting as busy
+    /// before the panic goes on; the caller must then have the cycle abandoned (its batch was
+    /// only partly traced).
     pub(crate) fn drain(&mut self, budget: usize) -> usize {
         let mut traced = 0;
         while traced < budget && self.heap.grey_take(&mut self.stack, BATCH) {
+            let batch = Batch(self);
+            let m = &mut *batch.0;
             let mut last: Option<&Span> = None;
-            while let Some(obj) = self.stack.pop() {
-                self.scan(obj, &mut last);
+            while let Some(obj) = m.stack.pop() {
+                m.scan(obj, &mut last);
                 traced += 1;
                 if traced >= budget {
                     break;
                 }
-                if self.stack.len() >= 4 * BATCH {
-                    self.heap.grey_give(&mut self.stack, BATCH);
+                if m.stack.len() >= 4 * BATCH {
+                    m.heap.grey_give(&mut m.stack, BATCH);
                 }
             }
-            if !self.stack.is_empty() {
-                self.heap.grey_give(&mut self.stack, usize::MAX);
-            }
-            self.heap.grey_done(self.objects, self.bytes);
-            self.objects = 0;
-            self.bytes = 0;
+            drop(batch);
         }
         traced
+    }
+
+    /// Ends a busy period: gives back what is left of the batch and the marked counts.
+    fn give_back(&mut self) {
+        if !self.stack.is_empty() {
+            self.heap.grey_give(&mut self.stack, usize::MAX);
+        }
+        self.heap.grey_done(self.objects, self.bytes);
+        self.objects = 0;
+        self.bytes = 0;
     }
 
     /// Traces one grey object: marks each target, pushing those newly marked that hold handles.

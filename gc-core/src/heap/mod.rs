@@ -210,11 +210,14 @@ pub(crate) struct HeapShared {
 /// Mutators push what their barriers shade; root enumeration pushes roots; markers take
 /// batches into their own stacks and give back half when theirs grows large (so another worker
 /// can help). `busy` counts markers holding a batch; marking can end only when the queue is
-/// empty and nobody is busy (both read under the lock).
+/// empty and nobody is busy (both read under the lock). An abandoned mark closes the queue:
+/// no marker takes another batch, and the collector waits for `busy` to reach zero before it
+/// clears the marks.
 #[derive(Default)]
 struct GreyQueue {
     objects: Vec<Address>,
     busy: usize,
+    closed: bool,
 }
 
 impl fmt::Debug for HeapShared {
@@ -399,7 +402,7 @@ impl Heap {
     /// [`Heap::grey_done`]; false (and not busy) if the queue is empty.
     pub(crate) fn grey_take(&self, into: &mut Vec<Address>, max: usize) -> bool {
         let mut q = self.shared.grey.lock();
-        if q.objects.is_empty() {
+        if q.objects.is_empty() || q.closed {
             return false;
         }
         let at = q.objects.len().saturating_sub(max);
@@ -427,10 +430,25 @@ impl Heap {
         q.objects.is_empty() && q.busy == 0
     }
 
-    /// Forgets every grey object and resets the marked counts (mark setup, or an abandoned
-    /// mark).
+    /// Closes the queue (an abandoned mark): markers take no more batches. Returns once no
+    /// marker holds one, and forgets the grey objects.
+    pub(crate) fn grey_close(&self) {
+        self.shared.grey.lock().closed = true;
+        while self.shared.grey.lock().busy != 0 {
+            crate::sync::yield_now();
+        }
+        self.shared.grey.lock().objects = Vec::new();
+    }
+
+    /// Opens an empty queue and resets the marked counts (mark setup). No marker holds a
+    /// batch: the previous mark ended with the queue idle, or closed it.
     pub(crate) fn grey_reset(&self) {
-        *self.shared.grey.lock() = GreyQueue::default();
+        {
+            let mut q = self.shared.grey.lock();
+            debug_assert_eq!(q.busy, 0, "a marker outlived its cycle");
+            q.objects = Vec::new();
+            q.closed = false;
+        }
         self.shared.marked_objects.store(0, Ordering::Relaxed);
         self.shared.marked_bytes.store(0, Ordering::Relaxed);
     }

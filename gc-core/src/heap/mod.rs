@@ -51,6 +51,7 @@ use core::fmt;
 
 use crate::ptr::header::{DropState, ObjectHeader};
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::raw_atomic::AtomicU64 as RawAtomicU64;
 use crate::sync::{Arc, Mutex};
 
 pub use addr::{Address, PAGE_SIZE};
@@ -122,25 +123,29 @@ pub struct HeapConfig {
 }
 
 /// Per-span-class counters, updated per span (never per object).
+///
+/// Statistics only: relaxed, and nothing synchronises through them, so they are `core` atomics
+/// even under loom (`sync::raw_atomic`), where 4 × 135 modelled atomics per heap would make
+/// every modelled fence scan them.
 #[derive(Debug)]
 struct ClassCounters {
     /// Objects handed out, cumulative. A cache counts a span's free slots when it takes the
     /// span and takes back those it did not use when it releases it (Go's accounting).
-    allocated: AtomicU64,
+    allocated: RawAtomicU64,
     /// Objects freed by sweeps, cumulative.
-    freed: AtomicU64,
+    freed: RawAtomicU64,
     /// Bytes of large objects handed out / freed (large classes only).
-    large_bytes_allocated: AtomicU64,
-    large_bytes_freed: AtomicU64,
+    large_bytes_allocated: RawAtomicU64,
+    large_bytes_freed: RawAtomicU64,
 }
 
 impl ClassCounters {
     fn new() -> Self {
         ClassCounters {
-            allocated: AtomicU64::new(0),
-            freed: AtomicU64::new(0),
-            large_bytes_allocated: AtomicU64::new(0),
-            large_bytes_freed: AtomicU64::new(0),
+            allocated: RawAtomicU64::new(0),
+            freed: RawAtomicU64::new(0),
+            large_bytes_allocated: RawAtomicU64::new(0),
+            large_bytes_freed: RawAtomicU64::new(0),
         }
     }
 }
@@ -374,7 +379,7 @@ impl Heap {
     /// until the next sweep.
     pub(crate) fn listed_spans(&self) -> Vec<SpanRef> {
         let mut v = Vec::new();
-        for class in SpanClass::all() {
+        for class in self.shared.central.classes() {
             self.shared.central.for_each(class, |s| v.push(s));
         }
         v
@@ -497,7 +502,7 @@ impl Heap {
     pub fn sweep_one(&self) -> bool {
         let sg = self.shared.load_state().sweep_gen();
         let _sweeping = self.shared.sweeping();
-        for class in SpanClass::all() {
+        for class in self.shared.central.classes() {
             if let Some(s) = self.shared.central.pop_unswept(class, sg) {
                 self.shared.sweep_listed(s, sg);
                 return true;
@@ -591,7 +596,7 @@ impl Heap {
     /// Calls `f` on every allocated object (its slot address and span) in spans that no cache
     /// holds. Flush caches first ([`ThreadCache::flush`]) to see everything.
     pub fn for_each_object(&self, mut f: impl FnMut(Address, &Span)) {
-        for class in SpanClass::all() {
+        for class in self.shared.central.classes() {
             self.shared.central.for_each(class, |s| {
                 // SAFETY: listed spans are alive while the list lock is held.
                 let span = unsafe { s.get() };
@@ -670,7 +675,7 @@ impl WorldStop<'_> {
 
     /// Calls `f` on every span in use.
     pub fn for_each_span(&self, mut f: impl FnMut(&Span)) {
-        for class in SpanClass::all() {
+        for class in self.heap.shared.central.classes() {
             self.heap.shared.central.for_each(class, |s| {
                 // SAFETY: listed spans are alive while the list lock is held.
                 f(unsafe { s.get() })
@@ -1113,7 +1118,9 @@ impl HeapShared {
             drop_panics: self.drop_panics.load(Ordering::Relaxed),
             spans_swept: self.spans_swept.load(Ordering::Relaxed),
             sweep_generation: self.load_state().sweep_gen().0,
-            unswept_spans: SpanClass::all()
+            unswept_spans: self
+                .central
+                .classes()
                 .map(|c| self.central.unswept_len(c, self.load_state().sweep_gen()))
                 .sum(),
             cheap_fences: crate::sync::asymmetric::is_cheap(),
@@ -1170,7 +1177,7 @@ impl HeapShared {
         self.page_heap.lock().verify();
         let sg = self.load_state().sweep_gen();
         let table = ArenaTable::get();
-        for class in SpanClass::all() {
+        for class in self.central.classes() {
             self.central.for_each(class, |s| {
                 // SAFETY: listed spans are alive while the list lock is held.
                 let span = unsafe { s.get() };
@@ -1252,7 +1259,7 @@ impl Drop for HeapShared {
             unsafe { self.drop_object(p.object) };
         }
         let mut spans = Vec::new();
-        for class in SpanClass::all() {
+        for class in self.central.classes() {
             spans.extend(self.central.drain(class));
         }
         for s in &spans {

@@ -91,9 +91,6 @@ fn collect_within(limit: Duration) -> Option<bool> {
 }
 
 #[test]
-#[ignore = "bug: a Trace panic inside a mark assist (Gc::new on an allocating thread) leaves the \
-            grey queue busy for ever; the collector's mark loop never terminates and every later \
-            collect() hangs (mark workers and the collector thread abandon the cycle instead)"]
 fn a_panicking_trace_in_a_mark_assist_abandons_the_cycle() {
     let _serial = serial();
     const CHAIN: usize = 300_000;
@@ -233,11 +230,6 @@ fn shelf(kid: Option<Gc<cs::CNode>>) -> Gc<Shelf> {
 }
 
 #[test]
-#[ignore = "bug: an assist is not stopped by the abandon of a cycle (a Trace panic on the \
-            collector thread): it goes on marking after the marks were cleared and gives back a \
-            busy count that the reset grey queue no longer holds; the next cycle's marker then \
-            underflows it (debug: that cycle is abandoned with 'attempt to subtract with \
-            overflow'; release: a wrapped count)"]
 fn an_assist_in_progress_when_a_cycle_is_abandoned_does_not_disturb_the_next_cycles() {
     let _serial = serial();
     // Many short chains: enough grey objects at once that the collector has work of its own

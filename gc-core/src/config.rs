@@ -35,6 +35,7 @@ pub struct GcConfig {
 }
 
 impl Default for GcConfig {
+    #[cfg(not(loom))]
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         GcConfig {
@@ -42,6 +43,21 @@ impl Default for GcConfig {
             memory_limit: None,
             mark_workers: (cpus / 4).max(1),
             background: true,
+            trace: false,
+            min_heap: 4 << 20,
+        }
+    }
+
+    /// Under loom (the model checker), settings that suit models: every loom thread must
+    /// finish, so no background collector thread and no extra mark worker, and cycles run only
+    /// when a model calls `collect()`.
+    #[cfg(loom)]
+    fn default() -> Self {
+        GcConfig {
+            gogc: None,
+            memory_limit: None,
+            mark_workers: 1,
+            background: false,
             trace: false,
             min_heap: 4 << 20,
         }

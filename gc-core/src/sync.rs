@@ -35,12 +35,127 @@ pub(crate) mod atomic {
     };
 }
 
+/// `get_mut` for the shim's atomics: through `&mut` nobody else can touch the atomic, so
+/// std reads and writes its value directly and loom (whose atomics have no `get_mut`) does so
+/// through `with_mut`, which also tells the model checker that the access is exclusive.
+pub(crate) trait AtomicMut {
+    /// The atomic's value type.
+    type Value: Copy;
+    /// The value, read through `&mut` (no other thread can be accessing the atomic).
+    fn read_mut(&mut self) -> Self::Value;
+    /// Replaces the value through `&mut`.
+    fn write_mut(&mut self, v: Self::Value);
+}
+
+macro_rules! atomic_mut {
+    ($($ty:ident $(<$p:ident>)? => $v:ty),* $(,)?) => {$(
+        impl$(<$p>)? AtomicMut for atomic::$ty$(<$p>)? {
+            type Value = $v;
+            #[inline(always)]
+            fn read_mut(&mut self) -> $v {
+                #[cfg(not(loom))]
+                {
+                    *self.get_mut()
+                }
+                #[cfg(loom)]
+                {
+                    self.with_mut(|v| *v)
+                }
+            }
+            #[inline(always)]
+            fn write_mut(&mut self, v: $v) {
+                #[cfg(not(loom))]
+                {
+                    *self.get_mut() = v;
+                }
+                #[cfg(loom)]
+                {
+                    self.with_mut(|x| *x = v)
+                }
+            }
+        }
+    )*};
+}
+
+atomic_mut!(AtomicUsize => usize, AtomicPtr<T> => *mut T);
+
+/// Declares a `const fn` normally and a plain `fn` under loom, whose atomics have no
+/// `const fn new` (the body is the same).
+macro_rules! const_fn_unless_loom {
+    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$attr])*
+        $vis const fn $($rest)*
+
+        #[cfg(loom)]
+        $(#[$attr])*
+        $vis fn $($rest)*
+    };
+}
+pub(crate) use const_fn_unless_loom;
+
+/// `thread_local!`: std's, or loom's (whose values are per model execution and per loom
+/// thread: loom runs its threads on one OS thread, so std's would be shared among them).
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;
+
+/// loom's `thread_local!` takes no `const { .. }` initialiser; this one strips it.
+#[cfg(loom)]
+macro_rules! loom_thread_local {
+    () => {};
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr } $(; $($rest:tt)*)?) => {
+        loom::thread_local!($(#[$attr])* $vis static $name: $t = $init);
+        $($crate::sync::thread_local!($($rest)*);)?
+    };
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr $(; $($rest:tt)*)?) => {
+        loom::thread_local!($(#[$attr])* $vis static $name: $t = $init);
+        $($crate::sync::thread_local!($($rest)*);)?
+    };
+}
+
+#[cfg(loom)]
+pub(crate) use loom_thread_local as thread_local;
+
+/// A value that, under loom, is not dropped while its thread panics (it leaks instead).
+///
+/// loom drops a failed model execution's thread-locals and lazy statics outside the model,
+/// where touching a loom object panics again, and that double panic aborts the test run instead
+/// of failing the test. Normally this is a plain wrapper: the value is always dropped.
+#[derive(Debug)]
+#[repr(transparent)]
+pub(crate) struct LoomLeakOnPanic<T>(core::mem::ManuallyDrop<T>);
+
+impl<T> LoomLeakOnPanic<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        LoomLeakOnPanic(core::mem::ManuallyDrop::new(value))
+    }
+}
+
+impl<T> core::ops::Deref for LoomLeakOnPanic<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Drop for LoomLeakOnPanic<T> {
+    fn drop(&mut self) {
+        if cfg!(loom) && std::thread::panicking() {
+            return;
+        }
+        // SAFETY: dropped once, here; the field is not used again.
+        unsafe { core::mem::ManuallyDrop::drop(&mut self.0) }
+    }
+}
+
 /// Atomics that stay `core` atomics even under loom: tables that live in memory mapped from the
-/// OS (loom's atomics cannot be laid over raw memory) and statics (loom's have no `const fn new`).
-/// Each use says why its ordering does not need to be model-checked.
+/// OS (loom's atomics cannot be laid over raw memory), statics (loom's have no `const fn new`),
+/// and statistics counters nothing synchronises through (each modelled atomic makes every
+/// modelled fence slower). Each use says why its ordering does not need to be model-checked.
 #[allow(unused_imports)]
 pub(crate) mod raw_atomic {
-    pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+    pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 }
 
 #[cfg(not(loom))]

@@ -7,23 +7,34 @@
 //! destructor) uses a temporary cache instead: slower, equally correct.
 
 use std::cell::{Cell, RefCell};
-use std::sync::OnceLock;
 
 use super::Collector;
 use crate::config::{ConfigError, GcConfig};
 use crate::heap::{CacheOp, ThreadCache};
-use crate::sync::StaticMutex;
+use crate::sync::{LoomLeakOnPanic, StaticMutex};
 
-static COLLECTOR: OnceLock<Collector> = OnceLock::new();
+#[cfg(not(loom))]
+static COLLECTOR: std::sync::OnceLock<Collector> = std::sync::OnceLock::new();
+
+// Under loom every model execution gets its own collector (and heap), built on first use and
+// dropped with the execution's other lazy statics when it ends.
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref COLLECTOR: LoomLeakOnPanic<Collector> =
+        LoomLeakOnPanic::new(Collector::new(pending_config()));
+}
+
 static PENDING_CONFIG: StaticMutex<Option<GcConfig>> = StaticMutex::new(None);
 
-thread_local! {
-    static CACHE: RefCell<Option<ThreadCache>> = const { RefCell::new(None) };
+crate::sync::thread_local! {
+    static CACHE: LoomLeakOnPanic<RefCell<Option<ThreadCache>>> =
+        const { LoomLeakOnPanic::new(RefCell::new(None)) };
     static IN_COLLECTOR: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The process-wide collector.
 #[inline]
+#[cfg(not(loom))]
 pub(crate) fn collector() -> &'static Collector {
     COLLECTOR.get_or_init(|| {
         let config = PENDING_CONFIG
@@ -34,12 +45,35 @@ pub(crate) fn collector() -> &'static Collector {
     })
 }
 
+/// The process-wide collector (under loom: this model execution's).
+#[cfg(loom)]
+#[inline]
+pub(crate) fn collector() -> &'static Collector {
+    &COLLECTOR
+}
+
+/// Under loom: the settings every execution's collector starts from (the last `configure`d,
+/// else `GcConfig::default()`, whose loom values suit models: no background thread, no
+/// automatic cycles, one mark worker). The environment is not read.
+#[cfg(loom)]
+fn pending_config() -> GcConfig {
+    PENDING_CONFIG.lock().clone().unwrap_or_default()
+}
+
+#[cfg(not(loom))]
 pub(crate) fn configure(config: GcConfig) -> Result<(), ConfigError> {
     let mut pending = PENDING_CONFIG.lock();
     if COLLECTOR.get().is_some() {
         return Err(ConfigError::AlreadyStarted);
     }
     *pending = Some(config);
+    Ok(())
+}
+
+/// Under loom the settings apply to the collectors of the model executions that start later.
+#[cfg(loom)]
+pub(crate) fn configure(config: GcConfig) -> Result<(), ConfigError> {
+    *PENDING_CONFIG.lock() = Some(config);
     Ok(())
 }
 
@@ -55,7 +89,7 @@ pub(crate) fn with_op<R>(f: impl FnOnce(&mut CacheOp<'_>) -> R) -> R {
     // this call: a thread-local is destroyed only by its own thread, at exit, and this thread
     // is busy here.
     let cell = CACHE
-        .try_with(|c| c as *const RefCell<Option<ThreadCache>>)
+        .try_with(|c| &**c as *const RefCell<Option<ThreadCache>>)
         .ok();
     let mut temporary;
     let mut guard;

@@ -98,7 +98,8 @@ impl<'h> Marker<'h> {
         if !self.stack.is_empty() {
             self.heap.grey_give(&mut self.stack, usize::MAX);
         }
-        self.heap.grey_done(self.objects, self.bytes);
+        self.heap
+            .grey_done(self.objects, self.bytes, std::thread::panicking());
         self.objects = 0;
         self.bytes = 0;
     }

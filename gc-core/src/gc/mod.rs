@@ -95,6 +95,8 @@ pub(crate) struct Collector {
     /// The growth the last cycle allowed (trigger minus the clock at its end).
     growth: AtomicU64,
     log: Mutex<CycleLog>,
+    /// The first panic a mark worker or assist caught in the cycle being marked.
+    mark_panic: Mutex<Option<String>>,
     epoch: Instant,
     driver: Mutex<Driver>,
     /// The background collector thread, once started (`None` inside: it could not be).
@@ -123,6 +125,7 @@ impl Collector {
             hard_limit: AtomicU64::new(trigger.saturating_add(min_heap)),
             growth: AtomicU64::new(min_heap),
             log: Mutex::new(CycleLog::default()),
+            mark_panic: Mutex::new(None),
             epoch: Instant::now(),
             driver: Mutex::new(Driver::default()),
             collector_thread: std::sync::OnceLock::new(),
@@ -309,9 +312,19 @@ impl Collector {
     }
 
     /// A mark assist (the pacer's hook): the allocating thread traces some grey objects itself.
+    /// A `Trace` impl that panics here (breaking its rules) is not the allocating caller's
+    /// business: the panic is handed to the collector thread, which abandons the cycle.
     fn assist(&self) {
         let start = Instant::now();
-        let traced = mark::Marker::new(&self.heap).drain(ASSIST_BUDGET);
+        let traced = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            mark::Marker::new(&self.heap).drain(ASSIST_BUDGET)
+        })) {
+            Ok(n) => n,
+            Err(p) => {
+                self.report_mark_panic(&*p);
+                0
+            }
+        };
         if traced > 0 {
             let t = start.elapsed();
             let mut log = self.log.lock();
@@ -343,57 +356,80 @@ impl Collector {
     /// (the collector thread, or an explicit `collect()`); otherwise they go to the finalizer
     /// thread (a cycle run by an allocating thread must not run user `Drop` code inside that
     /// allocation's caller).
+    ///
+    /// The steps are separate functions so that the loom models can run them one at a time
+    /// (`loom_hooks::Cycle`); this is the only other caller, and it calls them in this order.
     fn run_cycle(&self, run_drops: bool) {
+        let mut cycle = self.sweep_termination(run_drops);
+        self.mark_setup(&mut cycle);
+        self.concurrent_mark(&mut cycle);
+        self.mark_termination(&mut cycle);
+        self.sweep(cycle);
+    }
+
+    /// Step 1, sweep termination: starts a cycle and finishes the previous one's sweep.
+    fn sweep_termination(&self, run_drops: bool) -> CycleRun {
         let _in = global::CollectorScope::enter();
         self.started.fetch_add(1, Ordering::SeqCst);
         let start = Instant::now();
-        let mut pauses = Samples::default();
-        let timed = |pauses: &mut Samples, f: &dyn Fn()| {
-            let t = Instant::now();
-            f();
-            pauses.record(t.elapsed());
+        let cycle = CycleRun {
+            _in,
+            run_drops,
+            start,
+            pauses: Samples::default(),
+            mark_start: start,
+            mark_time: Duration::ZERO,
+            live_objects: 0,
+            live_bytes: 0,
         };
-
-        // 1. Sweep termination.
         if run_drops {
             self.heap.finish_sweep();
         } else {
             self.heap.finish_sweep_without_drops();
         }
+        cycle
+    }
 
-        // 2. Mark setup: barriers on, allocation black, one handshake; then every cached span
-        //    goes back to the lists root enumeration walks.
+    /// Step 2, mark setup: barriers on, allocation black, one handshake; then every cached
+    /// span goes back to the lists root enumeration walks.
+    fn mark_setup(&self, cycle: &mut CycleRun) {
         self.heap.grey_reset();
+        self.mark_panic.lock().take();
         self.log.lock().cycle_assist = Duration::ZERO;
-        let mark_start = Instant::now();
-        timed(&mut pauses, &|| {
+        cycle.mark_start = Instant::now();
+        cycle.timed(|| {
             phase().set(Phase::Marking);
             self.heap.set_black(true);
         });
-        timed(&mut pauses, &|| {
-            self.heap.flush_caches();
-        });
+        // Each cache is claimed in turn: what its owner can have waited is one claim.
+        let longest_claim = self.heap.flush_caches();
+        cycle.pauses.record(longest_claim);
+    }
 
-        // 3.–4. Concurrent mark and termination. A `Trace` impl that panics (breaking its
-        // rules) must not leave half a mark behind: the cycle is abandoned.
+    /// Steps 3–4, concurrent mark and termination. A `Trace` impl that panics (breaking its
+    /// rules) must not leave half a mark behind: the cycle is abandoned.
+    fn concurrent_mark(&self, cycle: &mut CycleRun) {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.mark(&mut pauses);
+            self.mark(&mut cycle.pauses);
         }));
         if let Err(panic) = r {
             self.abandon_mark();
             std::panic::resume_unwind(panic);
         }
-        let mark_time = mark_start.elapsed();
-        let (live_objects, live_bytes) = self.heap.marked();
+        cycle.mark_time = cycle.mark_start.elapsed();
+        (cycle.live_objects, cycle.live_bytes) = self.heap.marked();
+    }
 
-        // The grace period: no barrier shades once it ends, and every operation that read a
-        // pointer during marking has finished with it.
-        timed(&mut pauses, &|| {
+    /// The end of step 4: the grace period (no barrier shades once it ends, and every
+    /// operation that read a pointer during marking has finished with it), then the mark bits
+    /// become the sweep's verdict.
+    fn mark_termination(&self, cycle: &mut CycleRun) {
+        cycle.timed(|| {
             phase().set(Phase::MarkTermination);
             self.heap.handshake();
         });
         #[cfg(feature = "poison")]
-        timed(&mut pauses, &|| {
+        cycle.timed(|| {
             // The heap verifier needs a heap that holds still: stop the world (debug only).
             let stop = self.heap.stop_world();
             stop.verify();
@@ -401,10 +437,27 @@ impl Collector {
             stop.begin_sweep();
         });
         #[cfg(not(feature = "poison"))]
-        timed(&mut pauses, &|| self.heap.start_sweep());
+        {
+            let (handshake, longest_claim) = self.heap.start_sweep();
+            cycle.pauses.record(handshake);
+            cycle.pauses.record(longest_claim);
+        }
         phase().set(Phase::Sweeping);
+    }
 
-        // 5. Sweep, and run (or hand over) the drops of what died.
+    /// Step 5: sweep, and run (or hand over) the drops of what died; then pacing and the
+    /// cycle's statistics.
+    fn sweep(&self, cycle: CycleRun) {
+        let CycleRun {
+            _in,
+            run_drops,
+            start,
+            pauses,
+            mark_start: _,
+            mark_time,
+            live_objects,
+            live_bytes,
+        } = cycle;
         let sweep_start = Instant::now();
         if run_drops {
             self.heap.finish_sweep();
@@ -464,6 +517,26 @@ impl Collector {
         }
     }
 
+    /// Panics (abandoning the cycle) if a mark worker or assist had a `Trace` impl panic.
+    fn check_markers(&self) {
+        if self.heap.grey_broken() {
+            let msg = self.mark_panic.lock().take();
+            panic!(
+                "{}",
+                msg.as_deref()
+                    .unwrap_or("a Trace impl panicked in a mark worker or assist")
+            );
+        }
+    }
+
+    /// Records a panic caught by a marker other than the collector thread (a mark worker or an
+    /// assist) for the collector thread, which abandons the cycle.
+    fn report_mark_panic(&self, p: &(dyn std::any::Any + Send)) {
+        self.mark_panic
+            .lock()
+            .get_or_insert_with(|| panic_message(p));
+    }
+
     /// Steps 3–4: enumerate roots, drain grey work (with extra mark workers if configured),
     /// and repeat termination handshakes until one finds no new grey work.
     fn mark(&self, pauses: &mut Samples) {
@@ -471,13 +544,12 @@ impl Collector {
         let workers = Arc::new(Workers {
             stop: AtomicBool::new(false),
             running: AtomicUsize::new(0),
-            panic: Mutex::new(None),
         });
         for _ in 0..helpers {
             workers.running.fetch_add(1, Ordering::SeqCst);
             let w = workers.clone();
             let spawned = crate::sync::thread::spawn_named("gc-core mark worker", move || {
-                w.run(&global::collector().heap)
+                w.run(global::collector())
             });
             if spawned.is_err() {
                 workers.running.fetch_sub(1, Ordering::SeqCst);
@@ -489,9 +561,7 @@ impl Collector {
         let mut marker = mark::Marker::new(&self.heap);
         loop {
             marker.drain(usize::MAX);
-            if let Some(msg) = workers.panic.lock().take() {
-                panic!("{msg}");
-            }
+            self.check_markers();
             if !self.heap.grey_idle() {
                 crate::sync::yield_now();
                 continue;
@@ -504,6 +574,7 @@ impl Collector {
             }
             pauses.record(t.elapsed());
             if self.heap.grey_idle() {
+                self.check_markers();
                 return;
             }
         }
@@ -511,13 +582,18 @@ impl Collector {
 
     /// Abandons a mark whose tracing panicked: barriers off, allocation white, every mark bit
     /// and root-enumeration claim cleared (with the world stopped, so no span is missed).
+    ///
+    /// Markers outside the collector thread (mark workers, assists) may still hold batches:
+    /// the grey queue is closed first and the marks are cleared only once none does, so no
+    /// mark bit is set after the clear.
     fn abandon_mark(&self) {
         phase().set(Phase::Idle);
+        self.heap.grey_close();
         self.heap.set_black(false);
         let stop = self.heap.stop_world();
         stop.clear_marks();
-        self.heap.grey_reset();
         drop(stop);
+        self.mark_panic.lock().take();
     }
     pub(crate) fn stats(&self) -> GcStats {
         let h = self.heap.stats();
@@ -554,17 +630,103 @@ impl Collector {
     }
 }
 
+/// Hooks for the loom models (`tests/loom.rs`), which need to act between the steps of a
+/// cycle. Not part of the API; only built under `--cfg loom`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_hooks {
+    use super::{global, CycleRun};
+    use crate::sync::MutexGuard;
+
+    /// One collection cycle of this model execution's collector, run step by step by the real
+    /// code, in the real order (`Collector::run_cycle`'s), on the calling thread, with the
+    /// cycle lock held as `collect()` holds it.
+    #[derive(Debug)]
+    pub struct Cycle {
+        _lock: MutexGuard<'static, ()>,
+        run: Option<CycleRun>,
+        step: u8,
+    }
+
+    impl Cycle {
+        /// Takes the cycle lock and runs step 1 (sweep termination).
+        pub fn start() -> Cycle {
+            let c = global::collector();
+            let lock = c.cycle.lock();
+            let run = c.sweep_termination(true);
+            Cycle {
+                _lock: lock,
+                run: Some(run),
+                step: 1,
+            }
+        }
+
+        fn next(&mut self, step: u8) -> &mut CycleRun {
+            assert_eq!(self.step + 1, step, "cycle steps out of order");
+            self.step = step;
+            self.run.as_mut().expect("the cycle has not been swept")
+        }
+
+        /// Step 2: mark setup (phase `Marking`, allocation black, handshake, cache flush).
+        pub fn mark_setup(&mut self) {
+            let run = self.next(2);
+            global::collector().mark_setup(run);
+        }
+
+        /// Steps 3–4: root enumeration, draining, termination handshakes.
+        pub fn mark(&mut self) {
+            let run = self.next(3);
+            global::collector().concurrent_mark(run);
+        }
+
+        /// The end of step 4: phase `MarkTermination`, grace period, sweep start.
+        pub fn mark_termination(&mut self) {
+            let run = self.next(4);
+            global::collector().mark_termination(run);
+        }
+
+        /// Step 5: sweep (with drops), phase `Idle`. Ends the cycle.
+        pub fn sweep(mut self) {
+            self.next(5);
+            let run = self.run.take().expect("swept once");
+            global::collector().sweep(run);
+        }
+    }
+}
+
+/// The state of the cycle in progress, passed from one step of `Collector::run_cycle` to the
+/// next.
+#[derive(Debug)]
+struct CycleRun {
+    /// Marks the thread as running a cycle until the cycle ends.
+    _in: global::CollectorScope,
+    run_drops: bool,
+    start: Instant,
+    pauses: Samples,
+    mark_start: Instant,
+    mark_time: Duration,
+    live_objects: u64,
+    live_bytes: u64,
+}
+
+impl CycleRun {
+    /// Runs `f`, recording its duration as a pause.
+    fn timed(&mut self, f: impl FnOnce()) {
+        let t = Instant::now();
+        f();
+        self.pauses.record(t.elapsed());
+    }
+}
+
 /// Extra mark workers of one cycle.
 struct Workers {
     stop: AtomicBool,
     running: AtomicUsize,
-    /// The first panic a worker caught while tracing.
-    panic: Mutex<Option<String>>,
 }
 
 impl Workers {
-    fn run(&self, heap: &Heap) {
-        let mut marker = mark::Marker::new(heap);
+    fn run(&self, collector: &Collector) {
+        let mut marker = mark::Marker::new(&collector.heap);
         while !self.stop.load(Ordering::Acquire) {
             let r =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| marker.drain(usize::MAX)));
@@ -572,7 +734,7 @@ impl Workers {
                 Ok(0) => crate::sync::yield_now(),
                 Ok(_) => {}
                 Err(p) => {
-                    self.panic.lock().get_or_insert(panic_message(&*p));
+                    collector.report_mark_panic(&*p);
                     break;
                 }
             }

@@ -51,6 +51,7 @@ use core::fmt;
 
 use crate::ptr::header::{DropState, ObjectHeader};
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::raw_atomic::AtomicU64 as RawAtomicU64;
 use crate::sync::{Arc, Mutex};
 
 pub use addr::{Address, PAGE_SIZE};
@@ -122,25 +123,29 @@ pub struct HeapConfig {
 }
 
 /// Per-span-class counters, updated per span (never per object).
+///
+/// Statistics only: relaxed, and nothing synchronises through them, so they are `core` atomics
+/// even under loom (`sync::raw_atomic`), where 4 × 135 modelled atomics per heap would make
+/// every modelled fence scan them.
 #[derive(Debug)]
 struct ClassCounters {
     /// Objects handed out, cumulative. A cache counts a span's free slots when it takes the
     /// span and takes back those it did not use when it releases it (Go's accounting).
-    allocated: AtomicU64,
+    allocated: RawAtomicU64,
     /// Objects freed by sweeps, cumulative.
-    freed: AtomicU64,
+    freed: RawAtomicU64,
     /// Bytes of large objects handed out / freed (large classes only).
-    large_bytes_allocated: AtomicU64,
-    large_bytes_freed: AtomicU64,
+    large_bytes_allocated: RawAtomicU64,
+    large_bytes_freed: RawAtomicU64,
 }
 
 impl ClassCounters {
     fn new() -> Self {
         ClassCounters {
-            allocated: AtomicU64::new(0),
-            freed: AtomicU64::new(0),
-            large_bytes_allocated: AtomicU64::new(0),
-            large_bytes_freed: AtomicU64::new(0),
+            allocated: RawAtomicU64::new(0),
+            freed: RawAtomicU64::new(0),
+            large_bytes_allocated: RawAtomicU64::new(0),
+            large_bytes_freed: RawAtomicU64::new(0),
         }
     }
 }
@@ -218,6 +223,9 @@ struct GreyQueue {
     objects: Vec<Address>,
     busy: usize,
     closed: bool,
+    /// A marker gave its batch back while unwinding from a panicking `Trace` impl: the batch
+    /// was only partly traced, so this mark cannot complete.
+    broken: bool,
 }
 
 impl fmt::Debug for HeapShared {
@@ -378,7 +386,7 @@ impl Heap {
     /// until the next sweep.
     pub(crate) fn listed_spans(&self) -> Vec<SpanRef> {
         let mut v = Vec::new();
-        for class in SpanClass::all() {
+        for class in self.shared.central.classes() {
             self.shared.central.for_each(class, |s| v.push(s));
         }
         v
@@ -418,16 +426,25 @@ impl Heap {
     }
 
     /// Ends a marker's busy period started by a successful [`Heap::grey_take`]; adds what it
-    /// marked to the cycle's counts.
-    pub(crate) fn grey_done(&self, objects: u64, bytes: u64) {
+    /// marked to the cycle's counts. `broken`: the marker is unwinding from a panicking `Trace`
+    /// impl (see [`Heap::grey_broken`]).
+    pub(crate) fn grey_done(&self, objects: u64, bytes: u64, broken: bool) {
         self.shared.count_marked(objects, bytes as usize);
-        self.shared.grey.lock().busy -= 1;
+        let mut q = self.shared.grey.lock();
+        q.busy -= 1;
+        q.broken |= broken;
     }
 
     /// Whether no grey object is queued and no marker holds any.
     pub(crate) fn grey_idle(&self) -> bool {
         let q = self.shared.grey.lock();
         q.objects.is_empty() && q.busy == 0
+    }
+
+    /// Whether a marker's `Trace` impl panicked during this mark (set before that marker stops
+    /// counting as busy, so a mark found idle and not broken is complete).
+    pub(crate) fn grey_broken(&self) -> bool {
+        self.shared.grey.lock().broken
     }
 
     /// Closes the queue (an abandoned mark): markers take no more batches. Returns once no
@@ -448,6 +465,7 @@ impl Heap {
             debug_assert_eq!(q.busy, 0, "a marker outlived its cycle");
             q.objects = Vec::new();
             q.closed = false;
+            q.broken = false;
         }
         self.shared.marked_objects.store(0, Ordering::Relaxed);
         self.shared.marked_bytes.store(0, Ordering::Relaxed);
@@ -473,13 +491,19 @@ impl Heap {
 
     /// [`Heap::begin_sweep`] without running the previous sweep's pending drops (they stay
     /// queued for whoever runs them).
-    pub(crate) fn start_sweep(&self) {
-        self.finish_sweep_without_drops();
+    ///
+    /// For the collector's mark termination, after this cycle's sweep termination and mark
+    /// setup flushed every cache (so no cache holds a span from before the current sweep).
+    /// Returns how long the handshake took and the longest the caches were claimed.
+    pub(crate) fn start_sweep(&self) -> (std::time::Duration, std::time::Duration) {
+        self.sweep_listed();
         let _c = self.shared.control.lock();
         let s = self.shared.load_state();
+        let t = std::time::Instant::now();
         self.shared
             .publish(AllocState::new(s.sweep_gen().plus(2), false));
-        self.shared.flush_caches();
+        let handshake = t.elapsed();
+        (handshake, self.shared.flush_caches())
     }
 
     /// Stops the world: claims every thread cache (those created meanwhile are born claimed) and
@@ -516,7 +540,7 @@ impl Heap {
     pub fn sweep_one(&self) -> bool {
         let sg = self.shared.load_state().sweep_gen();
         let _sweeping = self.shared.sweeping();
-        for class in SpanClass::all() {
+        for class in self.shared.central.classes() {
             if let Some(s) = self.shared.central.pop_unswept(class, sg) {
                 self.shared.sweep_listed(s, sg);
                 return true;
@@ -544,6 +568,12 @@ impl Heap {
             let _c = self.shared.control.lock();
             self.shared.flush_caches();
         }
+        self.sweep_listed();
+    }
+
+    /// Sweeps every listed span still unswept and waits for sweeps in flight (not the spans
+    /// caches hold: for when no cache can hold one cached across a sweep start).
+    fn sweep_listed(&self) {
         while self.sweep_one() {}
         // A sweep that popped its span before our last look has queued its drops (or will)
         // once this reaches zero; sweeps that start later find no unswept span.
@@ -610,7 +640,7 @@ impl Heap {
     /// Calls `f` on every allocated object (its slot address and span) in spans that no cache
     /// holds. Flush caches first ([`ThreadCache::flush`]) to see everything.
     pub fn for_each_object(&self, mut f: impl FnMut(Address, &Span)) {
-        for class in SpanClass::all() {
+        for class in self.shared.central.classes() {
             self.shared.central.for_each(class, |s| {
                 // SAFETY: listed spans are alive while the list lock is held.
                 let span = unsafe { s.get() };
@@ -689,7 +719,7 @@ impl WorldStop<'_> {
 
     /// Calls `f` on every span in use.
     pub fn for_each_span(&self, mut f: impl FnMut(&Span)) {
-        for class in SpanClass::all() {
+        for class in self.heap.shared.central.classes() {
             self.heap.shared.central.for_each(class, |s| {
                 // SAFETY: listed spans are alive while the list lock is held.
                 f(unsafe { s.get() })
@@ -1135,7 +1165,9 @@ impl HeapShared {
             drop_panics: self.drop_panics.load(Ordering::Relaxed),
             spans_swept: self.spans_swept.load(Ordering::Relaxed),
             sweep_generation: self.load_state().sweep_gen().0,
-            unswept_spans: SpanClass::all()
+            unswept_spans: self
+                .central
+                .classes()
                 .map(|c| self.central.unswept_len(c, self.load_state().sweep_gen()))
                 .sum(),
             cheap_fences: crate::sync::asymmetric::is_cheap(),
@@ -1192,7 +1224,7 @@ impl HeapShared {
         self.page_heap.lock().verify();
         let sg = self.load_state().sweep_gen();
         let table = ArenaTable::get();
-        for class in SpanClass::all() {
+        for class in self.central.classes() {
             self.central.for_each(class, |s| {
                 // SAFETY: listed spans are alive while the list lock is held.
                 let span = unsafe { s.get() };
@@ -1274,7 +1306,7 @@ impl Drop for HeapShared {
             unsafe { self.drop_object(p.object) };
         }
         let mut spans = Vec::new();
-        for class in SpanClass::all() {
+        for class in self.central.classes() {
             spans.extend(self.central.drain(class));
         }
         for s in &spans {

@@ -31,7 +31,7 @@ use core::ops::{Deref, DerefMut};
 
 use crate::gc::global::with_op;
 use crate::sync::atomic::{AtomicUsize, Ordering};
-use crate::sync::yield_now;
+use crate::sync::{const_fn_unless_loom, yield_now, AtomicMut};
 use crate::trace::{Trace, Tracer};
 
 const WRITER: usize = 1 << (usize::BITS - 1);
@@ -75,12 +75,12 @@ unsafe impl<T: Trace> Sync for GcCell<T> {}
 
 /// A small per-thread number: the address of a thread-local, never 0.
 fn thread_id() -> usize {
-    thread_local!(static ID: u8 = const { 0 });
+    crate::sync::thread_local!(static ID: u8 = const { 0 });
     ID.try_with(|x| x as *const u8 as usize)
         .unwrap_or(usize::MAX)
 }
 
-thread_local! {
+crate::sync::thread_local! {
     /// Cells this thread holds shared borrows of (to diagnose same-thread conflicts).
     static READS: core::cell::RefCell<Vec<usize>> = const { core::cell::RefCell::new(Vec::new()) };
 }
@@ -158,13 +158,15 @@ impl fmt::Display for BorrowError {
 impl std::error::Error for BorrowError {}
 
 impl<T: Trace> GcCell<T> {
-    /// A cell holding `value`.
-    pub const fn new(value: T) -> Self {
-        GcCell {
-            state: AtomicUsize::new(0),
-            writer: AtomicUsize::new(0),
-            content_rooted: true,
-            value: UnsafeCell::new(value),
+    const_fn_unless_loom! {
+        /// A cell holding `value`.
+        pub fn new(value: T) -> Self {
+            GcCell {
+                state: AtomicUsize::new(0),
+                writer: AtomicUsize::new(0),
+                content_rooted: true,
+                value: UnsafeCell::new(value),
+            }
         }
     }
 
@@ -491,7 +493,7 @@ unsafe impl<T: Trace> Trace for GcCell<T> {
         if !self.content_rooted {
             // ROOTED still set here means a mutable borrow was leaked (`mem::forget` of its
             // guard): the content is rooted already and stays so for good.
-            if *self.state.get_mut() & ROOTED == 0 {
+            if self.state.read_mut() & ROOTED == 0 {
                 self.value.get_mut().root();
             }
             self.content_rooted = true;
@@ -502,7 +504,7 @@ unsafe impl<T: Trace> Trace for GcCell<T> {
         if self.content_rooted {
             // With ROOTED set (a leaked mutable borrow), the marker skips this cell, so its
             // content must stay rooted: only the bookkeeping changes.
-            if *self.state.get_mut() & ROOTED == 0 {
+            if self.state.read_mut() & ROOTED == 0 {
                 // SAFETY: forwarded contract: this cell is heap content reached by tracing.
                 unsafe { self.value.get_mut().unroot() };
             }

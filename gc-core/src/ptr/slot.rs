@@ -20,6 +20,7 @@ use core::ptr::NonNull;
 use crate::gc::global::with_op;
 use crate::ptr::gc::Gc;
 use crate::sync::atomic::{AtomicPtr, Ordering};
+use crate::sync::AtomicMut;
 use crate::trace::{Trace, Tracer};
 
 const ROOTED: usize = 1;
@@ -179,7 +180,7 @@ impl<T: Trace> Default for GcSlot<T> {
 
 impl<T: Trace> Drop for GcSlot<T> {
     fn drop(&mut self) {
-        let p = *self.word.get_mut();
+        let p = self.word.read_mut();
         if p.addr() & ROOTED != 0 {
             // A rooted slot owns one counted handle.
             drop(Self::decode_owned(p, true));
@@ -212,19 +213,19 @@ unsafe impl<T: Trace> Trace for GcSlot<T> {
     }
 
     fn root(&mut self) {
-        let p = *self.word.get_mut();
+        let p = self.word.read_mut();
         if p.addr() & ROOTED == 0 {
             if let Some(raw) = Self::untag(p) {
                 // SAFETY: the slot's target is alive (I1); counting it makes the slot's handle
                 // a root.
                 core::mem::forget(unsafe { Gc::<T>::rooted_from_raw(raw) });
             }
-            *self.word.get_mut() = p.map_addr(|a| a | ROOTED);
+            self.word.write_mut(p.map_addr(|a| a | ROOTED));
         }
     }
 
     unsafe fn unroot(&mut self) {
-        let p = *self.word.get_mut();
+        let p = self.word.read_mut();
         if p.addr() & ROOTED != 0 {
             if let Some(raw) = Self::untag(p) {
                 // SAFETY: the slot owns one counted handle; giving up the count is the caller's
@@ -234,7 +235,7 @@ unsafe impl<T: Trace> Trace for GcSlot<T> {
                 // SAFETY: as above.
                 unsafe { g.unroot() };
             }
-            *self.word.get_mut() = p.map_addr(|a| a & !ROOTED);
+            self.word.write_mut(p.map_addr(|a| a & !ROOTED));
         }
     }
 }

@@ -70,6 +70,8 @@ struct Driver {
     done: u64,
     /// Whether the collector thread is running a cycle (numbered `done + 1`).
     running: bool,
+    /// The number of the last cycle whose marking has ended (its sweep has begun).
+    marked: u64,
     /// Recently abandoned cycles and their panic messages.
     failed: Vec<(u64, String)>,
     /// Threads waiting for a cycle to end.
@@ -182,14 +184,17 @@ impl Collector {
         want
     }
 
-    /// Waits until cycle `want` has ended. With `propagate`, panics if that cycle was
-    /// abandoned because a `Trace` impl panicked (the explicit `collect()` that asked for it
-    /// sees the panic, as it would have had it run the cycle itself).
+    /// Waits until cycle `want` has ended. With `propagate` (an explicit `collect()`), "ended"
+    /// includes its drops, and if the cycle was abandoned because a `Trace` impl panicked the
+    /// caller panics with that message (as it would have had it run the cycle itself).
+    /// Without (an allocating thread past the hard limit), waiting ends when the cycle's sweep
+    /// begins: the memory is then reclaimable, and the drops the collector thread runs next
+    /// may need a lock the allocating thread holds.
     fn wait_for(&self, want: u64, propagate: bool) {
         loop {
             {
                 let mut d = self.driver.lock();
-                if d.done >= want {
+                if d.done >= want || (!propagate && d.marked >= want) {
                     if propagate {
                         if let Some((_, msg)) = d.failed.iter().find(|(n, _)| *n == want) {
                             let msg = msg.clone();
@@ -443,6 +448,14 @@ impl Collector {
             cycle.pauses.record(longest_claim);
         }
         phase().set(Phase::Sweeping);
+        // Allocating threads waiting at the hard limit may go on (`wait_for`).
+        let mut d = self.driver.lock();
+        if d.running {
+            d.marked = d.done + 1;
+            for w in d.waiters.drain(..) {
+                w.unpark();
+            }
+        }
     }
 
     /// Step 5: sweep, and run (or hand over) the drops of what died; then pacing and the

@@ -43,6 +43,12 @@ impl Samples {
         self.total += d;
     }
 
+    /// The samples kept, oldest first.
+    pub(crate) fn in_order(&self) -> impl Iterator<Item = Duration> + '_ {
+        let (newer, older) = self.recent.split_at(self.next);
+        older.iter().chain(newer).copied()
+    }
+
     /// Adds every sample of `other`.
     pub(crate) fn merge(&mut self, other: &Samples) {
         for &d in &other.recent {

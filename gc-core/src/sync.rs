@@ -170,6 +170,34 @@ pub(crate) use std::thread::yield_now;
 #[cfg(loom)]
 pub(crate) use loom::thread::yield_now;
 
+/// Waiting for another thread to finish a short step (a mutator operation, a marker's batch):
+/// spins with the CPU's pause hint for the first rounds, then yields. Yielding at once would let
+/// the scheduler give the waiter's time slice away whenever the machine is busy, turning a wait
+/// of a few hundred nanoseconds into milliseconds. Under loom every round yields (loom needs to
+/// see spin loops).
+#[derive(Debug, Default)]
+pub(crate) struct Backoff(u32);
+
+impl Backoff {
+    /// One round of waiting.
+    #[inline]
+    pub(crate) fn snooze(&mut self) {
+        #[cfg(not(loom))]
+        {
+            if self.0 < 10 {
+                for _ in 0..1u32 << self.0 {
+                    core::hint::spin_loop();
+                }
+                self.0 += 1;
+            } else {
+                yield_now();
+            }
+        }
+        #[cfg(loom)]
+        yield_now();
+    }
+}
+
 /// Threads: spawning (named, detached), parking and unparking.
 pub(crate) mod thread {
     #[cfg(not(loom))]

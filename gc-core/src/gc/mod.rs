@@ -511,13 +511,18 @@ impl Collector {
         let n = self.completed.fetch_add(1, Ordering::SeqCst) + 1;
         if self.config.trace {
             let st = self.heap.stats();
+            // Each handshake or cache claim in order: setup, setup flush, termination rounds,
+            // grace period, sweep start, sweep-start flush.
+            let each: Vec<String> = pauses
+                .in_order()
+                .map(|d| format!("{:.0}", d.as_secs_f64() * 1e6))
+                .collect();
             eprintln!(
-                "gc {n} @{:.3}s: {} handshakes max {:.3} ms, mark {:.3} ms (concurrent), \
+                "gc {n} @{:.3}s: handshakes [{}] µs, mark {:.3} ms (concurrent), \
                  sweep {:.3} ms, total {:.3} ms; {} live objects, {:.2} MB live, heap {:.2} MB, \
                  {} dropped, {} drop panics",
                 self.epoch.elapsed().as_secs_f64(),
-                pause_hist.count,
-                pause_hist.max.as_secs_f64() * 1e3,
+                each.join(" "),
                 mark_time.as_secs_f64() * 1e3,
                 sweep_time.as_secs_f64() * 1e3,
                 start.elapsed().as_secs_f64() * 1e3,

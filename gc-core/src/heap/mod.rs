@@ -372,7 +372,9 @@ impl Heap {
         let span = unsafe { Heap::span_of(addr) }
             .unwrap_or_else(|| panic!("gc-core: shaded {addr:?}, which is outside the heap"));
         let slot = span.slot_of(addr);
-        if span.mark_bits.set_atomic(slot) {
+        // Most shades find the object marked already (black allocations, objects the barrier
+        // or the markers got to first): a load before the locked read-modify-write.
+        if !span.mark_bits.get(slot) && span.mark_bits.set_atomic(slot) {
             self.shared.count_marked(1, span.elem_size());
             if !span.class().is_noscan() {
                 self.shared.grey.lock().objects.push(span.slot_addr(slot));

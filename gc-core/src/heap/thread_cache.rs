@@ -33,7 +33,7 @@
 use core::fmt;
 
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::sync::{asymmetric, yield_now, Arc, UnsafeCell};
+use crate::sync::{asymmetric, yield_now, Arc, Backoff, UnsafeCell};
 
 use super::addr::{Address, PAGE_SIZE};
 use super::size_class::size_class_for;
@@ -170,8 +170,9 @@ impl CacheShared {
     pub(crate) fn wait_not_busy(&self) {
         let v = self.op_word.load(Ordering::Acquire);
         if v & 1 == 1 {
+            let mut backoff = Backoff::default();
             while self.op_word.load(Ordering::Acquire) == v {
-                yield_now();
+                backoff.snooze();
             }
         }
     }
@@ -197,8 +198,9 @@ impl CacheShared {
     /// Collector side: after [`CacheShared::claim`] and a heavy fence, waits until the owner is
     /// outside any operation; from then on the owner stays out until [`CacheShared::unclaim`].
     pub(crate) fn wait_claimed(&self) {
+        let mut backoff = Backoff::default();
         while self.op_word.load(Ordering::Acquire) & 1 == 1 {
-            yield_now();
+            backoff.snooze();
         }
     }
 

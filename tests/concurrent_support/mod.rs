@@ -1575,10 +1575,13 @@ pub(crate) fn threads_come_and_go(duration: Duration) -> u64 {
                     if k % 2 == 0 {
                         anchor.kids.borrow_mut().push(n);
                     } else {
-                        // Through a slot first: the anchor's `a` edge, then moved to the cell.
-                        let old = anchor.a.swap(Some(n));
-                        let back = anchor.a.swap(old).expect("just stored");
-                        anchor.kids.borrow_mut().push(back);
+                        // Through the slot of a fresh node first, then moved to the cell.
+                        let via = cnode(log);
+                        via.a.store(Some(n));
+                        anchor
+                            .kids
+                            .borrow_mut()
+                            .push(via.a.take().expect("just stored"));
                     }
                     id
                 })

@@ -53,9 +53,20 @@ impl Address {
     }
 
     /// As a raw pointer. Dereferencing it is the caller's business.
+    #[cfg(not(miri))]
     #[inline(always)]
     pub const fn as_mut_ptr<T>(self) -> *mut T {
         self.0 as *mut T
+    }
+
+    /// As a raw pointer. Dereferencing it is the caller's business.
+    ///
+    /// Under Miri the pointer carries the provenance of the reservation holding the address
+    /// (see the Miri backend in `os.rs`), so the heap runs under `-Zmiri-strict-provenance`.
+    #[cfg(miri)]
+    #[inline(always)]
+    pub fn as_mut_ptr<T>(self) -> *mut T {
+        super::os::miri_pointer(self.0).cast()
     }
 
     /// `self + bytes`.

@@ -27,7 +27,7 @@ use super::addr::{
 };
 use super::os;
 use super::span::Span;
-use crate::sync::raw_atomic::{AtomicPtr, Ordering};
+use crate::sync::raw_atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Commit granularity: 1 MiB, so an arena needs at most 64 commit calls (and VMAs).
 pub(crate) const COMMIT_CHUNK: usize = 1 << 20;
@@ -39,15 +39,22 @@ pub(crate) struct Arena {
     base: Address,
     /// Page index → span using that page (null when the page is free).
     spans: Box<[AtomicPtr<Span>]>,
-    /// Bit `i` set: chunk `i` is committed. Guarded by the page heap lock.
-    committed: u64,
+    /// Bit `i` set: chunk `i` is committed. Written under the page heap lock (so relaxed
+    /// accesses suffice); an atomic rather than a plain `u64` because the arena table hands
+    /// out shared references to this arena to lock-free readers (`span_of`) at any time, so
+    /// committing must not go through a `&mut Arena` (that would assert exclusive access
+    /// while those readers hold `&Arena`; Miri reports it under both Stacked and Tree Borrows).
+    committed: AtomicU64,
 }
 
 impl core::fmt::Debug for Arena {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Arena")
             .field("base", &self.base)
-            .field("committed_chunks", &self.committed.count_ones())
+            .field(
+                "committed_chunks",
+                &self.committed.load(Ordering::Relaxed).count_ones(),
+            )
             .finish()
     }
 }
@@ -60,7 +67,7 @@ impl Arena {
             spans: (0..PAGES_PER_ARENA)
                 .map(|_| AtomicPtr::new(core::ptr::null_mut()))
                 .collect(),
-            committed: 0,
+            committed: AtomicU64::new(0),
         }
     }
 
@@ -71,21 +78,22 @@ impl Arena {
 
     /// Commits every chunk that `[addr, addr+len)` touches; returns the bytes newly committed.
     ///
-    /// Called with the page heap lock held.
-    pub(crate) fn commit(&mut self, addr: Address, len: usize) -> Result<usize, os::OsError> {
+    /// Called with the page heap lock held (which also orders the relaxed `committed` accesses).
+    pub(crate) fn commit(&self, addr: Address, len: usize) -> Result<usize, os::OsError> {
+        let mut committed = self.committed.load(Ordering::Relaxed);
         let first = addr.offset_from(self.base) / COMMIT_CHUNK;
         let last = (addr.offset_from(self.base) + len - 1) / COMMIT_CHUNK;
         debug_assert!(last < CHUNKS_PER_ARENA);
         let mut newly = 0;
         let mut c = first;
         while c <= last {
-            if self.committed & (1 << c) != 0 {
+            if committed & (1 << c) != 0 {
                 c += 1;
                 continue;
             }
             // Commit a run of uncommitted chunks with one call.
             let run_start = c;
-            while c <= last && self.committed & (1 << c) == 0 {
+            while c <= last && committed & (1 << c) == 0 {
                 c += 1;
             }
             let bytes = (c - run_start) * COMMIT_CHUNK;
@@ -93,8 +101,9 @@ impl Arena {
             // the arena, and uncommitted chunks hold no objects.
             unsafe { os::commit(self.base.add(run_start * COMMIT_CHUNK), bytes)? };
             for i in run_start..c {
-                self.committed |= 1 << i;
+                committed |= 1 << i;
             }
+            self.committed.store(committed, Ordering::Relaxed);
             newly += bytes;
         }
         Ok(newly)
@@ -102,7 +111,7 @@ impl Arena {
 
     /// Bytes committed in this arena.
     pub(crate) fn committed_bytes(&self) -> usize {
-        self.committed.count_ones() as usize * COMMIT_CHUNK
+        self.committed.load(Ordering::Relaxed).count_ones() as usize * COMMIT_CHUNK
     }
 
     /// Points every page of `[first_page, first_page+npages)` at `span` (null to clear).
@@ -231,7 +240,7 @@ impl ArenaTable {
     }
 }
 
-#[cfg(all(test, not(loom), not(miri)))]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

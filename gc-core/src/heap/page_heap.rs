@@ -256,7 +256,7 @@ impl PageHeap {
     }
 }
 
-#[cfg(all(test, not(loom), not(miri)))]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::heap::addr::PAGES_PER_ARENA;

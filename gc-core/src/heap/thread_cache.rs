@@ -555,7 +555,7 @@ impl CacheOp<'_> {
     }
 }
 
-#[cfg(all(test, not(loom), not(miri)))]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use crate::heap::{size_class_for, Heap, SpanClass};
 

@@ -194,7 +194,10 @@ impl Backoff {
             }
         }
         #[cfg(loom)]
-        yield_now();
+        {
+            self.0 = self.0.saturating_add(1);
+            yield_now();
+        }
     }
 }
 

@@ -581,6 +581,9 @@ fn run_program(ops: &[Op]) {
     h.finish();
 }
 
+/// Operations per program (fewer under Miri, which interprets every one of them).
+const MAX_OPS: usize = if cfg!(miri) { 40 } else { 250 };
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -598,7 +601,7 @@ proptest! {
 
     /// Random programs: gc-core drops exactly what the model says is unreachable.
     #[test]
-    fn collector_agrees_with_the_model(ops in prop::collection::vec(op(), 1..=250)) {
+    fn collector_agrees_with_the_model(ops in prop::collection::vec(op(), 1..=MAX_OPS)) {
         run_program(&ops);
     }
 }
@@ -613,7 +616,7 @@ proptest! {
     /// middle of the program's operations.
     #[test]
     fn collector_agrees_with_the_model_under_concurrent_cycles(
-        ops in prop::collection::vec(op(), 1..=250),
+        ops in prop::collection::vec(op(), 1..=MAX_OPS),
     ) {
         let stop = Arc::new(AtomicBool::new(false));
         let collector = {

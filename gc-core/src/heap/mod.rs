@@ -899,7 +899,10 @@ impl HeapShared {
             // SAFETY: as above.
             let span = unsafe { s.get() };
             if !span.try_claim_sweep(sg) {
-                continue;
+                // Dropping it here would lose the span for good: never swept again, its mark
+                // bits would stay set and make later cycles skip tracing its objects.
+                self.relist(s);
+                break;
             }
             match self.sweep_claimed(s, sg) {
                 Swept::HasRoom => {
@@ -958,34 +961,42 @@ impl HeapShared {
         // SAFETY: a listed span is alive and now ours.
         let span = unsafe { s.get() };
         if !span.try_claim_sweep(sg) {
-            // The generation moved on between reading it and popping: the span came from what
-            // is now a swept list. Put it back where it belongs.
-            let cur = self.load_state().sweep_gen();
-            if span.sweep_gen() == cur {
-                let f = if span.free_slots() > 0 {
-                    Fullness::Partial
-                } else {
-                    Fullness::Full
-                };
-                self.central.push_swept(span.class(), s, cur, f);
-            } else {
-                // Unswept for `cur`. A span left behind by more than one generation (which
-                // sweep termination rules out) is re-labelled so it can still be claimed: its
-                // mark bits are then the union of the cycles' verdicts, which only keeps more.
-                debug_assert_eq!(
-                    span.sweep_gen(),
-                    cur.minus(2),
-                    "span left unswept for a cycle"
-                );
-                span.set_sweep_gen(cur.minus(2));
-                self.central.push_unswept(span.class(), s, cur);
-            }
+            self.relist(s);
             return;
         }
         match self.sweep_claimed(s, sg) {
             Swept::Freed => {}
             Swept::HasRoom => self.list_swept(s, sg, Fullness::Partial),
             Swept::Full => self.list_swept(s, sg, Fullness::Full),
+        }
+    }
+
+    /// Puts back a span popped from an unswept list that could not be claimed for sweeping:
+    /// the generation moved on between the caller reading it and popping (an operation that
+    /// read the allocation state just before a new sweep generation was published; the
+    /// publish waits for it), so the span came from what is now a swept list.
+    fn relist(&self, s: SpanRef) {
+        // SAFETY: the caller popped the span from a list: it is alive and the caller's.
+        let span = unsafe { s.get() };
+        let cur = self.load_state().sweep_gen();
+        if span.sweep_gen() == cur {
+            let f = if span.free_slots() > 0 {
+                Fullness::Partial
+            } else {
+                Fullness::Full
+            };
+            self.central.push_swept(span.class(), s, cur, f);
+        } else {
+            // Unswept for `cur`. A span left behind by more than one generation (which sweep
+            // termination rules out) is re-labelled so it can still be claimed: its mark bits
+            // are then the union of the cycles' verdicts, which only keeps more.
+            debug_assert_eq!(
+                span.sweep_gen(),
+                cur.minus(2),
+                "span left unswept for a cycle"
+            );
+            span.set_sweep_gen(cur.minus(2));
+            self.central.push_unswept(span.class(), s, cur);
         }
     }
 

@@ -166,13 +166,8 @@ pub(crate) fn verify_marks(stop: &crate::heap::WorldStop<'_>) {
             };
             for b in BitIter(alloc & !marked & !tail) {
                 let obj = span.slot_addr(w * 64 + b);
-                let root = if span.class().is_tiny() {
-                    span.tiny_roots(obj)
-                        .is_some_and(|r| r.load(crate::sync::atomic::Ordering::Acquire) > 0)
-                } else {
-                    // SAFETY: an allocated slot holds an initialised object.
-                    unsafe { &*obj.as_mut_ptr::<ObjectHeader>() }.is_root()
-                };
+                // SAFETY: an allocated slot holds an initialised object (the world is stopped).
+                let root = unsafe { span.holds_root(obj) };
                 assert!(!root, "verify: root {obj:?} in {span:?} is not marked");
             }
             if span.class().is_noscan() {

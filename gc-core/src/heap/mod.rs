@@ -513,8 +513,8 @@ impl Heap {
     /// thread that starts an operation on this heap waits. The caches' spans are given back, so
     /// every allocated object is visible to [`Heap::for_each_object`].
     ///
-    /// This is the stop-the-world collector's handshake; the concurrent collector replaces the
-    /// waiting with barriers.
+    /// The concurrent collector uses it only where the heap must hold still: the `poison`
+    /// verifier at mark termination, and clearing the marks of an abandoned cycle.
     pub fn stop_world(&self) -> WorldStop<'_> {
         let control = self.shared.control.lock();
         let caches = {
@@ -829,15 +829,10 @@ impl HeapShared {
             for b in BitIter(candidates) {
                 let slot = w * 64 + b;
                 let addr = span.slot_addr(slot);
-                let is_root = if span.class().is_tiny() {
-                    span.tiny_roots(addr)
-                        .is_some_and(|r| r.load(Ordering::Acquire) > 0)
-                } else {
-                    // SAFETY: an allocated, unmarked slot holds an object allocated before this
-                    // marking began, whose header was written inside its allocating operation
-                    // and published when its cache gave the span back.
-                    unsafe { &*addr.as_mut_ptr::<ObjectHeader>() }.is_root()
-                };
+                // SAFETY: an allocated, unmarked slot holds an object allocated before this
+                // marking began, whose header was written inside its allocating operation and
+                // published when its cache gave the span back.
+                let is_root = unsafe { span.holds_root(addr) };
                 if is_root && span.mark_bits.set_atomic(slot) {
                     objects += 1;
                     if !noscan {

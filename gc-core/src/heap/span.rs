@@ -316,6 +316,23 @@ impl Span {
         self.root_gen.store(sg.0, Ordering::Release);
     }
 
+    /// Whether the object in the slot at `addr` has a root count above zero (for a tiny block,
+    /// whether any object in it has).
+    ///
+    /// # Safety
+    ///
+    /// - `addr` is the start of an allocated slot of this span whose object is initialised (its
+    ///   header written and published to the caller), unless the span is tiny.
+    pub(crate) unsafe fn holds_root(&self, addr: Address) -> bool {
+        if self.class.is_tiny() {
+            self.tiny_roots(addr)
+                .is_some_and(|r| r.load(Ordering::Acquire) > 0)
+        } else {
+            // SAFETY: the caller's contract: an initialised header at `addr`.
+            unsafe { &*addr.as_mut_ptr::<crate::ptr::header::ObjectHeader>() }.is_root()
+        }
+    }
+
     /// Forgets any root-enumeration claim (an abandoned marking).
     pub(crate) fn reset_roots_claim(&self) {
         self.root_gen.store(1, Ordering::Release);

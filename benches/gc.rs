@@ -2,8 +2,12 @@
 //!
 //! - `clone_drop`: clone a rooted handle and drop the clone (`Gc` vs `Arc` vs `Rc`).
 //! - `new_reclaim`: allocate a 32-byte node (24-byte payload + 8-byte header for `Gc`; `Rc`'s
-//!   box is 40 bytes: two counts + payload) and reclaim it: `Gc::new` + drop, with one
-//!   `collect()` per batch of 65,536; `Rc::new` + drop.
+//!   box is 40 bytes: two counts + payload) and reclaim it: `Gc::new` + drop, reclaimed by the
+//!   collector's own cycles (`gc`: what a program that allocates and forgets sees; the
+//!   collector thread marks and sweeps on the other core meanwhile, so the bench also prints
+//!   the process's CPU time per node) or by one explicit `collect()` per batch of 65,536
+//!   (`gc_collect_per_batch`: a full cycle's fixed cost every 65,536 nodes); `Rc::new` + drop;
+//!   `Box::new` + drop.
 //! - `slot_store`: `GcSlot::store` of a rooted handle into a slot of a heap object, while no
 //!   cycle runs: the barrier's fast path. Compare with the same benchmark built with the
 //!   barrier compiled out (`--cfg gc_core_no_barrier`; see README "Numbers").
@@ -53,6 +57,18 @@ fn tree(depth: u32) -> Gc<TreeNode> {
     n
 }
 
+/// The CPU time of the whole process so far (every thread, the collector's included).
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 fn clone_drop(c: &mut Criterion) {
     let mut g = c.benchmark_group("clone_drop");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -87,30 +103,55 @@ fn clone_drop(c: &mut Criterion) {
     g.finish();
 }
 
+/// Runs `batch` `iters` times under criterion's clock, adding the process CPU time it took
+/// (every thread's: the collector thread's marking and sweeping included) to `cpu`.
+fn timed_batches(iters: u64, cpu: &mut (Duration, u64), mut batch: impl FnMut()) -> Duration {
+    let (c0, t0) = (cpu_time(), Instant::now());
+    for _ in 0..iters {
+        batch();
+    }
+    let wall = t0.elapsed();
+    cpu.0 += cpu_time() - c0;
+    cpu.1 += iters * BATCH as u64;
+    wall
+}
+
 fn new_reclaim(c: &mut Criterion) {
     let mut g = c.benchmark_group("new_reclaim_32B");
     g.throughput(Throughput::Elements(BATCH as u64));
+    let gc_batch = || {
+        for i in 0..BATCH {
+            drop(black_box(Gc::new(Node {
+                left: None,
+                right: None,
+                value: i as u64,
+            })));
+        }
+    };
+    let before = gc_core::stats();
+    let mut gc_cpu = (Duration::ZERO, 0);
     g.bench_function("gc", |b| {
+        b.iter_custom(|iters| timed_batches(iters, &mut gc_cpu, gc_batch))
+    });
+    let after = gc_core::stats();
+    g.bench_function("gc_collect_per_batch", |b| {
         b.iter(|| {
-            for i in 0..BATCH {
-                drop(black_box(Gc::new(Node {
-                    left: None,
-                    right: None,
-                    value: i as u64,
-                })));
-            }
+            gc_batch();
             gc_core::collect();
         })
     });
+    let mut rc_cpu = (Duration::ZERO, 0);
     g.bench_function("rc", |b| {
-        b.iter(|| {
-            for i in 0..BATCH {
-                drop(black_box(Rc::new(RcNode {
-                    _left: None,
-                    _right: None,
-                    _value: i as u64,
-                })));
-            }
+        b.iter_custom(|iters| {
+            timed_batches(iters, &mut rc_cpu, || {
+                for i in 0..BATCH {
+                    drop(black_box(Rc::new(RcNode {
+                        _left: None,
+                        _right: None,
+                        _value: i as u64,
+                    })));
+                }
+            })
         })
     });
     g.bench_function("box", |b| {
@@ -121,6 +162,17 @@ fn new_reclaim(c: &mut Criterion) {
         })
     });
     g.finish();
+    let per_node = |(t, n): (Duration, u64)| t.as_nanos() as f64 / n as f64;
+    println!(
+        "new_reclaim_32B: process CPU time per node: gc {:.2} ns, rc {:.2} ns; gc's {} nodes \
+         were reclaimed by {} cycles ({} objects freed), heap {} bytes at the end",
+        per_node(gc_cpu),
+        per_node(rc_cpu),
+        gc_cpu.1,
+        after.cycles - before.cycles,
+        after.objects_freed - before.objects_freed,
+        after.heap_bytes,
+    );
 }
 
 fn slot_store(c: &mut Criterion) {

@@ -3,9 +3,11 @@
 //! Roots are the objects with a root count above zero (DESIGN §4): rooted handles live
 //! outside the heap, where we cannot scan, so each object counts them. Root enumeration walks
 //! every span listed at mark setup and reads the header of each allocated, unmarked object
-//! (the root-count side table for tiny blocks), concurrently with the mutators; a span that a
-//! thread cache takes meanwhile is enumerated by that thread first ([`Span::try_claim_roots`]
-//! picks exactly one). Roots are marked and the scan ones queued grey.
+//! (the root-count side table for tiny blocks), concurrently with the mutators. The markers
+//! share it: each takes a few spans at a time from the grey queue's root list (Go's
+//! `markroot` jobs), so mark workers and assists help with it; a span that a thread cache
+//! takes meanwhile is enumerated by that thread first ([`Span::try_claim_roots`] picks exactly
+//! one). Roots are marked and the scan ones traced like grey objects.
 //!
 //! Grey objects wait in the heap's global queue; each marker ([`Marker`]: the collector
 //! thread, extra mark workers, allocating threads doing a mark assist) takes a batch onto its
@@ -22,19 +24,37 @@
 //!
 //! [`Span::try_claim_roots`]: crate::heap::Span
 
+use crate::heap::span::SpanRef;
 use crate::heap::{Address, Heap, Span};
 use crate::ptr::header::ObjectHeader;
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::trace::Tracer;
 
 /// Objects a marker takes from (or gives back to) the global queue at a time.
 const BATCH: usize = 512;
 
-/// Enumerates the roots of every span listed now that no thread has enumerated yet.
-pub(crate) fn enumerate_roots(heap: &Heap) {
-    for span in heap.listed_spans() {
-        // SAFETY: listed during this marking; spans are not freed while marking runs.
-        unsafe { heap.claim_and_scan_roots(span) };
+/// Grey objects a marker has popped and prefetched but not traced yet: tracing reads each
+/// object's header first, which in a large heap is a cache miss; popping a few objects ahead
+/// and prefetching them overlaps those misses (a FIFO between the mark stack and the
+/// tracing, as in Boehm's collector).
+const AHEAD: usize = 8;
+
+/// Edges a marker has looked up the span of but not marked yet: marking an edge reads its
+/// span's metadata and mark bits, which in a large heap are cache misses too; the span is
+/// prefetched when the edge is found and read when the edge leaves this FIFO.
+const EDGES_AHEAD: usize = 8;
+
+/// Hints the CPU to fetch the cache line at `addr` (nothing where there is no such hint).
+#[inline(always)]
+fn prefetch(addr: Address) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: a prefetch is a hint: it cannot fault, and it changes no memory.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(addr.as_mut_ptr::<i8>());
     }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = addr;
 }
 
 /// A batch taken from the grey queue: given back when dropped, unwinding included.
@@ -46,13 +66,19 @@ impl Drop for Batch<'_, '_> {
     }
 }
 
-/// One marker's state: its grey stack and its tracer.
+/// One marker's state: its grey stack, the objects it popped ahead, the root spans it has
+/// taken, and its tracer.
 pub(crate) struct Marker<'h> {
     heap: &'h Heap,
     stack: Vec<Address>,
+    ahead: std::collections::VecDeque<Address>,
+    edges: std::collections::VecDeque<(Address, &'h Span)>,
+    roots: Vec<SpanRef>,
     tracer: Tracer,
     objects: u64,
     bytes: u64,
+    /// A background marker's: where it adds what it marks, for the assist pacer.
+    credit: Option<&'h AtomicU64>,
 }
 
 impl<'h> Marker<'h> {
@@ -60,28 +86,61 @@ impl<'h> Marker<'h> {
         Marker {
             heap,
             stack: Vec::new(),
+            ahead: std::collections::VecDeque::with_capacity(AHEAD),
+            edges: std::collections::VecDeque::with_capacity(EDGES_AHEAD + 2),
+            roots: Vec::new(),
             tracer: Tracer::new(),
             objects: 0,
             bytes: 0,
+            credit: None,
         }
     }
 
-    /// Traces grey objects until the global queue is empty (or closed) or `budget` objects
-    /// have been traced; returns how many were.
+    /// A background marker (the collector thread, a mark worker): what it marks is credited
+    /// to `credit` (`pacer.rs`).
+    pub(crate) fn background(heap: &'h Heap, credit: &'h AtomicU64) -> Self {
+        Marker {
+            credit: Some(credit),
+            ..Marker::new(heap)
+        }
+    }
+
+    /// Enumerates roots and traces grey objects until the global queue has neither left (or
+    /// is closed) or `budget` objects have been traced or examined; returns how many were.
     ///
     /// If a `Trace` impl panics, the batch is given back and the marker stops counting as busy
     /// before the panic goes on; the caller must then have the cycle abandoned (its batch was
     /// only partly traced).
     pub(crate) fn drain(&mut self, budget: usize) -> usize {
         let mut traced = 0;
-        while traced < budget && self.heap.grey_take(&mut self.stack, BATCH) {
+        while traced < budget && self.heap.grey_take(&mut self.stack, &mut self.roots, BATCH) {
             let batch = Batch(self);
             let m = &mut *batch.0;
+            for span in m.roots.drain(..) {
+                // SAFETY: handed out by `grey_take` during this marking, and this marker is
+                // busy until the batch is given back, so the marking (and with it the spans'
+                // lives) does not end before.
+                traced += unsafe { m.heap.claim_and_scan_roots(span, &mut m.stack) };
+            }
             let mut last: Option<&Span> = None;
-            while let Some(obj) = m.stack.pop() {
+            loop {
+                while m.ahead.len() < AHEAD {
+                    let Some(o) = m.stack.pop() else { break };
+                    prefetch(o);
+                    m.ahead.push_back(o);
+                }
+                let Some(obj) = m.ahead.pop_front() else {
+                    // Out of grey objects: the edges still in flight may make more.
+                    m.mark_edges_in_flight();
+                    if m.stack.is_empty() {
+                        break;
+                    }
+                    continue;
+                };
                 m.scan(obj, &mut last);
                 traced += 1;
                 if traced >= budget {
+                    m.mark_edges_in_flight();
                     break;
                 }
                 if m.stack.len() >= 4 * BATCH {
@@ -95,8 +154,14 @@ impl<'h> Marker<'h> {
 
     /// Ends a busy period: gives back what is left of the batch and the marked counts.
     fn give_back(&mut self) {
+        // Edges are in flight only if a `Trace` impl panicked, which abandons the mark.
+        self.edges.clear();
+        self.stack.extend(self.ahead.drain(..));
         if !self.stack.is_empty() {
             self.heap.grey_give(&mut self.stack, usize::MAX);
+        }
+        if let Some(c) = self.credit {
+            c.fetch_add(self.objects, Ordering::Relaxed);
         }
         self.heap
             .grey_done(self.objects, self.bytes, std::thread::panicking());
@@ -104,7 +169,8 @@ impl<'h> Marker<'h> {
         self.bytes = 0;
     }
 
-    /// Traces one grey object: marks each target, pushing those newly marked that hold handles.
+    /// Traces one grey object: finds each target's span and queues the edge for marking
+    /// ([`Marker::mark_edge`]) once `EDGES_AHEAD` newer edges have been found.
     fn scan(&mut self, obj: Address, last: &mut Option<&'h Span>) {
         // SAFETY: only marked, allocated, initialised scan objects are queued grey, and no
         // object is freed while marking runs.
@@ -132,14 +198,42 @@ impl<'h> Marker<'h> {
                     s
                 }
             };
-            let slot = span.slot_of(target);
-            if !span.mark_bits.get(slot) && span.mark_bits.set_atomic(slot) {
-                self.objects += 1;
-                self.bytes += span.elem_size() as u64;
-                if !span.class().is_noscan() {
-                    self.stack.push(span.slot_addr(slot));
+            let meta = Address::from_ptr(span as *const Span);
+            prefetch(meta);
+            prefetch(meta.add(64));
+            self.edges.push_back((target, span));
+            if self.edges.len() > EDGES_AHEAD {
+                if let Some((t, s)) = self.edges.pop_front() {
+                    mark_edge(t, s, &mut self.stack, &mut self.objects, &mut self.bytes);
                 }
             }
+        }
+    }
+
+    /// Marks every edge still in the FIFO.
+    fn mark_edges_in_flight(&mut self) {
+        while let Some((t, s)) = self.edges.pop_front() {
+            mark_edge(t, s, &mut self.stack, &mut self.objects, &mut self.bytes);
+        }
+    }
+}
+
+/// Marks `target` (in `span`) for a marker: counts it and pushes it on `stack` if it was
+/// unmarked and holds handles.
+#[inline(always)]
+fn mark_edge(
+    target: Address,
+    span: &Span,
+    stack: &mut Vec<Address>,
+    objects: &mut u64,
+    bytes: &mut u64,
+) {
+    let slot = span.slot_of(target);
+    if !span.mark_bits.get(slot) && span.mark_bits.set_atomic(slot) {
+        *objects += 1;
+        *bytes += span.elem_size() as u64;
+        if !span.class().is_noscan() {
+            stack.push(span.slot_addr(slot));
         }
     }
 }

@@ -30,6 +30,7 @@
 pub(crate) mod barrier;
 pub(crate) mod global;
 pub(crate) mod mark;
+pub(crate) mod pacer;
 pub mod phase;
 
 use std::time::{Duration, Instant};
@@ -42,9 +43,6 @@ use crate::sync::thread::Thread;
 use crate::sync::{Arc, Mutex};
 
 use phase::{phase, Phase};
-
-/// Objects a mark assist traces at most.
-const ASSIST_BUDGET: usize = 2048;
 
 /// Per-cycle bookkeeping.
 #[derive(Debug, Default)]
@@ -96,6 +94,8 @@ pub(crate) struct Collector {
     hard_limit: AtomicU64,
     /// The growth the last cycle allowed (trigger minus the clock at its end).
     growth: AtomicU64,
+    /// What allocation owes the mark in progress (mark assists).
+    pacer: pacer::AssistPacer,
     log: Mutex<CycleLog>,
     /// The first panic a mark worker or assist caught in the cycle being marked.
     mark_panic: Mutex<Option<String>>,
@@ -126,6 +126,7 @@ impl Collector {
             trigger: AtomicU64::new(trigger),
             hard_limit: AtomicU64::new(trigger.saturating_add(min_heap)),
             growth: AtomicU64::new(min_heap),
+            pacer: pacer::AssistPacer::default(),
             log: Mutex::new(CycleLog::default()),
             mark_panic: Mutex::new(None),
             epoch: Instant::now(),
@@ -282,22 +283,49 @@ impl Collector {
     }
 
     /// An allocating thread past the trigger, with a background collector: asks for a cycle,
-    /// assists the marking if one runs, and waits for it only past the hard limit.
+    /// pays its allocation's debt to the mark in progress with a mark assist (`pacer.rs`), and
+    /// waits for the mark only past the hard limit.
     fn pace_background(&self, thread: &Thread) {
         let allocated = self.heap.allocated_bytes();
         let trigger = self.trigger.load(Ordering::Relaxed);
         if allocated < trigger {
             return;
         }
-        // Look again after another eighth of the allowance (unless the cycle's end has
-        // already set a new trigger).
-        let step = (self.growth.load(Ordering::Relaxed) / 8).max(64 << 10);
-        let _ = self.trigger.compare_exchange(
-            trigger,
-            allocated.saturating_add(step),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        let growth = self.growth.load(Ordering::Relaxed);
+        let marking = phase::marking();
+        // Look again after another step (unless the cycle's end has already set a new
+        // trigger): while marking, a step's debt is one assist, so steps are short.
+        let step = if marking {
+            pacer::assist_step(growth)
+        } else {
+            (growth / 8).max(64 << 10)
+        };
+        let moved = self
+            .trigger
+            .compare_exchange(
+                trigger,
+                allocated.saturating_add(step),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if !marking {
+            self.want_cycle(thread);
+        } else if moved {
+            let budget = self.pacer.debt(allocated, self.heap.marked().0);
+            if budget > 0 {
+                self.assist(usize::try_from(budget).unwrap_or(usize::MAX));
+            }
+        }
+        if allocated >= self.hard_limit.load(Ordering::Relaxed) {
+            let want = self.want_cycle(thread);
+            self.wait_for(want, false);
+        }
+    }
+
+    /// Asks the collector thread for a cycle unless one is running or asked for; returns the
+    /// number of the cycle that will run (or runs) next.
+    fn want_cycle(&self, thread: &Thread) -> u64 {
         let want = {
             let mut d = self.driver.lock();
             if d.running || d.wanted > d.done {
@@ -308,21 +336,17 @@ impl Collector {
             }
         };
         thread.unpark();
-        if phase::marking() {
-            self.assist();
-        }
-        if allocated >= self.hard_limit.load(Ordering::Relaxed) {
-            self.wait_for(want, false);
-        }
+        want
     }
 
-    /// A mark assist (the pacer's hook): the allocating thread traces some grey objects itself.
-    /// A `Trace` impl that panics here (breaking its rules) is not the allocating caller's
-    /// business: the panic is handed to the collector thread, which abandons the cycle.
-    fn assist(&self) {
+    /// A mark assist (the pacer's hook): the allocating thread traces up to `budget` objects
+    /// of the mark's work itself. A `Trace` impl that panics here (breaking its rules) is not
+    /// the allocating caller's business: the panic is handed to the collector thread, which
+    /// abandons the cycle.
+    fn assist(&self, budget: usize) {
         let start = Instant::now();
         let traced = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            mark::Marker::new(&self.heap).drain(ASSIST_BUDGET)
+            mark::Marker::new(&self.heap).drain(budget)
         })) {
             Ok(n) => n,
             Err(p) => {
@@ -400,7 +424,30 @@ impl Collector {
     fn mark_setup(&self, cycle: &mut CycleRun) {
         self.heap.grey_reset();
         self.mark_panic.lock().take();
-        self.log.lock().cycle_assist = Duration::ZERO;
+        let work = {
+            let mut log = self.log.lock();
+            log.cycle_assist = Duration::ZERO;
+            log.live_objects as u64
+        };
+        // The pacer: this mark should end a sixteenth of the allowance before the hard limit
+        // (the rest of the allowance is the mark's runway), marking about what the last one
+        // did.
+        let allocated = self.heap.allocated_bytes();
+        let growth = self.growth.load(Ordering::Relaxed);
+        let goal = self
+            .hard_limit
+            .load(Ordering::Relaxed)
+            .saturating_sub(growth / 16);
+        let work = if work == 0 { allocated / 64 } else { work };
+        self.pacer.start(allocated, goal, work);
+        if self.config.gogc.is_some() {
+            // The first look comes one assist step into the mark, not after whatever step was
+            // left from before it (that debt would be one long assist).
+            self.trigger.fetch_min(
+                allocated.saturating_add(pacer::assist_step(growth)),
+                Ordering::Relaxed,
+            );
+        }
         cycle.mark_start = Instant::now();
         cycle.timed(|| {
             phase().set(Phase::Marking);
@@ -558,6 +605,8 @@ impl Collector {
     /// Steps 3–4: enumerate roots, drain grey work (with extra mark workers if configured),
     /// and repeat termination handshakes until one finds no new grey work.
     fn mark(&self, pauses: &mut Samples) {
+        // Root enumeration is the first work every marker finds.
+        self.heap.grey_set_roots();
         let helpers = self.config.mark_workers.saturating_sub(1);
         let workers = Arc::new(Workers {
             stop: AtomicBool::new(false),
@@ -575,8 +624,7 @@ impl Collector {
         }
         // Stop and wait for the helpers however this ends (a panic included).
         let _stop = StopWorkers(&workers);
-        mark::enumerate_roots(&self.heap);
-        let mut marker = mark::Marker::new(&self.heap);
+        let mut marker = mark::Marker::background(&self.heap, self.pacer.credit());
         loop {
             marker.drain(usize::MAX);
             self.check_markers();
@@ -744,7 +792,7 @@ struct Workers {
 
 impl Workers {
     fn run(&self, collector: &Collector) {
-        let mut marker = mark::Marker::new(&collector.heap);
+        let mut marker = mark::Marker::background(&collector.heap, collector.pacer.credit());
         while !self.stop.load(Ordering::Acquire) {
             let r =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| marker.drain(usize::MAX)));

@@ -59,6 +59,10 @@ pub use size_class::{size_class_for, SizeClass, MAX_SMALL_SIZE};
 pub use span::{Span, SpanClass, NUM_SPAN_CLASSES, TINY_BLOCK};
 pub use thread_cache::{CacheOp, ThreadCache};
 
+/// Spans of root enumeration a marker takes at a time ([`Heap::grey_take`]): a few hundred
+/// objects' headers, so that an assist's share stays short.
+const ROOT_SPANS: usize = 4;
+
 use arena::ArenaTable;
 use bitmap::{tail_mask, BitIter};
 use central::{Central, Fullness};
@@ -210,17 +214,24 @@ pub(crate) struct HeapShared {
     marked_bytes: AtomicU64,
 }
 
-/// The global grey queue: marked scan objects whose edges have not been traced yet.
+/// The global grey queue: marked scan objects whose edges have not been traced yet, and root
+/// enumeration's work list.
 ///
-/// Mutators push what their barriers shade; root enumeration pushes roots; markers take
-/// batches into their own stacks and give back half when theirs grows large (so another worker
-/// can help). `busy` counts markers holding a batch; marking can end only when the queue is
-/// empty and nobody is busy (both read under the lock). An abandoned mark closes the queue:
-/// no marker takes another batch, and the collector waits for `busy` to reach zero before it
-/// clears the marks.
+/// Mutators push what their barriers shade; markers take batches into their own stacks and
+/// give back half when theirs grows large (so another worker can help). Root enumeration is
+/// shared the same way: every marker (the collector, mark workers, assists) takes a few of the
+/// spans listed at mark setup at a time and pushes their roots on its own stack. `busy` counts
+/// markers holding a batch or root spans; marking can end only when the queue is empty, every
+/// root span has been handed out and nobody is busy (all read under the lock). An abandoned
+/// mark closes the queue: no marker takes another batch, and the collector waits for `busy` to
+/// reach zero before it clears the marks.
 #[derive(Default)]
 struct GreyQueue {
     objects: Vec<Address>,
+    /// The spans listed at mark setup ([`Heap::grey_set_roots`]); `roots[next_root..]` have
+    /// not been handed out yet. Alive until the next sweep (spans are not freed while marking).
+    roots: Vec<SpanRef>,
+    next_root: usize,
     busy: usize,
     closed: bool,
     /// A marker gave its batch back while unwinding from a panicking `Trace` impl: the batch
@@ -382,11 +393,10 @@ impl Heap {
         }
     }
 
-    /// Every span in the central lists right now (root enumeration's work list). Spans taken by
-    /// thread caches after mark setup are enumerated by whoever takes them
-    /// ([`HeapShared::cache_span`]); spans are not freed while marking runs, so each stays valid
-    /// until the next sweep.
-    pub(crate) fn listed_spans(&self) -> Vec<SpanRef> {
+    /// Every span in the central lists right now. Spans taken by thread caches after mark setup
+    /// are enumerated by whoever takes them ([`HeapShared::cache_span`]); spans are not freed
+    /// while marking runs, so each stays valid until the next sweep.
+    fn listed_spans(&self) -> Vec<SpanRef> {
         let mut v = Vec::new();
         for class in self.shared.central.classes() {
             self.shared.central.for_each(class, |s| v.push(s));
@@ -394,31 +404,62 @@ impl Heap {
         v
     }
 
+    /// Makes every span listed now root enumeration's work list, which markers share through
+    /// [`Heap::grey_take`]. Called once per marking, after mark setup has flushed the caches.
+    pub(crate) fn grey_set_roots(&self) {
+        let roots = self.listed_spans();
+        let mut q = self.shared.grey.lock();
+        q.roots = roots;
+        q.next_root = 0;
+    }
+
+    /// Takes work for a marker and counts it as busy until [`Heap::grey_done`]: up to `max`
+    /// grey objects into `into`, or, if none is queued, up to [`ROOT_SPANS`] spans of root
+    /// enumeration into `roots` (to pass to [`Heap::claim_and_scan_roots`]). False (and not
+    /// busy) if there is neither, or the queue is closed.
+    pub(crate) fn grey_take(
+        &self,
+        into: &mut Vec<Address>,
+        roots: &mut Vec<SpanRef>,
+        max: usize,
+    ) -> bool {
+        let mut q = self.shared.grey.lock();
+        if q.closed {
+            return false;
+        }
+        if !q.objects.is_empty() {
+            let at = q.objects.len().saturating_sub(max);
+            into.extend(q.objects.drain(at..));
+        } else if q.next_root < q.roots.len() {
+            let (from, to) = (q.next_root, (q.next_root + ROOT_SPANS).min(q.roots.len()));
+            roots.extend_from_slice(&q.roots[from..to]);
+            q.next_root = to;
+        } else {
+            return false;
+        }
+        q.busy += 1;
+        true
+    }
+
     /// Enumerates the roots of `span` for the current marking unless someone already has:
-    /// marks every allocated object with a root count above zero and queues the scan ones grey.
+    /// marks every allocated object with a root count above zero and pushes the scan ones on
+    /// `grey`. Returns how many objects it examined (the work done).
     ///
     /// # Safety
     ///
-    /// - `span` is alive (taken from [`Heap::listed_spans`] during this marking).
-    pub(crate) unsafe fn claim_and_scan_roots(&self, span: SpanRef) {
+    /// - `span` is alive (handed out by [`Heap::grey_take`] during this marking).
+    pub(crate) unsafe fn claim_and_scan_roots(
+        &self,
+        span: SpanRef,
+        grey: &mut Vec<Address>,
+    ) -> usize {
         // SAFETY: the caller's contract.
         let span = unsafe { span.get() };
         if span.try_claim_roots(self.shared.load_state().sweep_gen()) {
-            self.shared.scan_roots(span);
+            self.shared.scan_roots(span, grey)
+        } else {
+            0
         }
-    }
-
-    /// Takes up to `max` grey objects into `into` and counts the caller as a busy marker until
-    /// [`Heap::grey_done`]; false (and not busy) if the queue is empty.
-    pub(crate) fn grey_take(&self, into: &mut Vec<Address>, max: usize) -> bool {
-        let mut q = self.shared.grey.lock();
-        if q.objects.is_empty() || q.closed {
-            return false;
-        }
-        let at = q.objects.len().saturating_sub(max);
-        into.extend(q.objects.drain(at..));
-        q.busy += 1;
-        true
     }
 
     /// Gives grey objects back to the queue (a marker sharing its surplus).
@@ -437,10 +478,11 @@ impl Heap {
         q.broken |= broken;
     }
 
-    /// Whether no grey object is queued and no marker holds any.
+    /// Whether no grey object is queued, every root span has been handed out, and no marker
+    /// holds any of either.
     pub(crate) fn grey_idle(&self) -> bool {
         let q = self.shared.grey.lock();
-        q.objects.is_empty() && q.busy == 0
+        q.objects.is_empty() && q.next_root == q.roots.len() && q.busy == 0
     }
 
     /// Whether a marker's `Trace` impl panicked during this mark (set before that marker stops
@@ -456,7 +498,10 @@ impl Heap {
         while self.shared.grey.lock().busy != 0 {
             crate::sync::yield_now();
         }
-        self.shared.grey.lock().objects = Vec::new();
+        let mut q = self.shared.grey.lock();
+        q.objects = Vec::new();
+        q.roots = Vec::new();
+        q.next_root = 0;
     }
 
     /// Opens an empty queue and resets the marked counts (mark setup). No marker holds a
@@ -466,6 +511,8 @@ impl Heap {
             let mut q = self.shared.grey.lock();
             debug_assert_eq!(q.busy, 0, "a marker outlived its cycle");
             q.objects = Vec::new();
+            q.roots = Vec::new();
+            q.next_root = 0;
             q.closed = false;
             q.broken = false;
         }
@@ -807,17 +854,18 @@ impl HeapShared {
         }
     }
 
-    /// Marks the roots of one span (objects with a root count above zero) and queues the scan
-    /// ones grey. The caller won [`Span::try_claim_roots`] for this marking.
+    /// Marks the roots of one span (objects with a root count above zero) and pushes the scan
+    /// ones on `grey`; returns how many allocated objects it examined. The caller won
+    /// [`Span::try_claim_roots`] for this marking.
     ///
     /// Runs concurrently with mutators: a thread cache may be allocating in the span (its new
     /// objects are black, so they are skipped before their header is read), root counts change
     /// atomically, and an object whose count drops to zero before it is read here was shaded
     /// by the barrier (or is garbage).
-    fn scan_roots(&self, span: &Span) {
+    fn scan_roots(&self, span: &Span, grey: &mut Vec<Address>) -> usize {
         let nw = span.alloc_bits.nwords();
         let noscan = span.class().is_noscan();
-        let (mut objects, mut grey) = (0u64, Vec::new());
+        let (mut objects, mut examined) = (0u64, 0);
         for w in 0..nw {
             let tail = if w + 1 == nw {
                 tail_mask(span.nelems())
@@ -826,6 +874,7 @@ impl HeapShared {
             };
             // Allocated and not marked yet (black allocations and shaded objects are done).
             let candidates = span.alloc_bits.word(w) & !span.mark_bits.word(w) & !tail;
+            examined += candidates.count_ones() as usize;
             for b in BitIter(candidates) {
                 let slot = w * 64 + b;
                 let addr = span.slot_addr(slot);
@@ -842,9 +891,7 @@ impl HeapShared {
             }
         }
         self.count_marked(objects, objects as usize * span.elem_size());
-        if !grey.is_empty() {
-            self.grey.lock().objects.append(&mut grey);
-        }
+        examined
     }
 
     pub(crate) fn count_allocated(&self, class: SpanClass, objects: i64) {
@@ -873,7 +920,11 @@ impl HeapShared {
             // SAFETY: ours (just taken for a cache), alive.
             let span = unsafe { s.get() };
             if span.try_claim_roots(state.sweep_gen()) {
-                self.scan_roots(span);
+                let mut grey = Vec::new();
+                self.scan_roots(span, &mut grey);
+                if !grey.is_empty() {
+                    self.grey.lock().objects.append(&mut grey);
+                }
             }
         }
         Ok(s)

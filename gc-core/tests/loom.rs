@@ -325,11 +325,11 @@ impl<T: Send + 'static> Gated<T> {
 ///
 /// To keep the model small, the two threads make their thread caches before the race and
 /// stay alive after it ([`Gated`]): only their allocations run against mark termination.
-/// Either thread can be the one that straddles; with `m2` spawned first, the failing schedule
-/// takes two preemptions (the collector, after its grace-period handshake, to `m1`; `m1`,
-/// after reading the allocation state, back to the collector, whose wait for `m1` lets `m2`
-/// run). The check reads `y`'s canary flag, not `y` itself, which is freed memory in the
-/// failing executions.
+/// Either thread can be the one that straddles. A failing schedule takes two preemptions: the
+/// collector, after its grace-period handshake, to that thread; that thread, after reading the
+/// allocation state, back to the collector, whose wait for it lets the other thread run. The
+/// check reads `y`'s canary flag, not `y` itself, which is freed memory in the failing
+/// executions.
 #[test]
 #[cfg_attr(
     gc_core_mutant = "relist",

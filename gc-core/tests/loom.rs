@@ -12,17 +12,20 @@
 //! | [`b_slot_load_races_mark_termination_and_sweep`] | `GcSlot::load` against the termination handshake, the grace period and the sweep | `handshake` |
 //! | [`c_rooted_drop_races_root_enumeration`] | the drop barrier of a rooted handle against root enumeration | `barrier` |
 //! | [`d_handle_sent_to_another_thread_during_a_cycle`] | a rooted handle moved to a new thread, which loads through it and drops it, during a cycle | `barrier` |
+//! | [`e_allocation_straddles_a_new_sweep_generation`] | two allocations needing a span against the publication of a new sweep generation (the parity of the span lists) | `relist` |
 //!
 //! Mutants (`--cfg gc_core_mutant="…"`): `barrier` makes `gc::barrier::shade` do nothing;
-//! `handshake` skips mark termination's handshake. Built with a mutant, the models that must
-//! catch it expect the failure (`should_panic`) and the others are not run; `.ci/run` runs both
-//! builds.
+//! `handshake` skips mark termination's handshake; `relist` drops a span that an allocation
+//! straddling a new sweep generation popped and could not claim, instead of putting it back
+//! (the first version's lost-span bug). Built with a mutant, the models that must catch it
+//! expect the failure (`should_panic`) and the others are not run; `.ci/run` runs every build.
 //!
 //! What a failure looks like: every object carries a [`Canary`] whose drop sets a flag. A model
 //! fails when an object it can still reach was dropped (swept: invariant I1), or, in model (c),
 //! when an object reachable at mark setup was dropped by that same cycle (its mark bit was not
 //! set: invariant I2, snapshot-at-the-beginning), or when loom itself reports a data race or
-//! a causality violation.
+//! a causality violation. Each model prints its execution count (also when an execution
+//! fails).
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,6 +34,7 @@ use std::time::Instant;
 
 use gc_core::gc::loom_hooks::Cycle;
 use gc_core::{Gc, GcSlot, Trace};
+use loom::sync::mpsc;
 use loom::thread;
 
 /// Sets its flag when dropped: the drop of a dead object, run by the sweep.
@@ -102,6 +106,21 @@ fn model(name: &'static str, f: impl Fn() + Sync + Send + 'static) {
     let executions = Arc::new(AtomicUsize::new(0));
     let count = executions.clone();
     let start = Instant::now();
+    // Reports the count also when an execution fails (the guard is dropped while unwinding).
+    struct Report<'a>(&'a str, &'a AtomicUsize, Instant);
+    impl Drop for Report<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                eprintln!(
+                    "loom model {}: failed in execution {} after {:.1?}",
+                    self.0,
+                    self.1.load(Ordering::Relaxed),
+                    self.2.elapsed(),
+                );
+            }
+        }
+    }
+    let report = Report(name, &executions, start);
     builder.check(move || {
         count.fetch_add(1, Ordering::Relaxed);
         f()
@@ -112,6 +131,7 @@ fn model(name: &'static str, f: impl Fn() + Sync + Send + 'static) {
         start.elapsed(),
         builder.preemption_bound,
     );
+    drop(report);
 }
 
 /// (a) A store into a slot of an object allocated during marking races mark setup.
@@ -127,7 +147,7 @@ fn model(name: &'static str, f: impl Fn() + Sync + Send + 'static) {
     should_panic(expected = "a reachable object was dropped")
 )]
 #[cfg_attr(
-    gc_core_mutant = "handshake",
+    any(gc_core_mutant = "handshake", gc_core_mutant = "relist"),
     ignore = "not this model's mutant (the model passes with it)"
 )]
 fn a_slot_store_races_mark_setup() {
@@ -159,7 +179,7 @@ fn a_slot_store_races_mark_setup() {
     should_panic(expected = "a reachable object was dropped")
 )]
 #[cfg_attr(
-    gc_core_mutant = "barrier",
+    any(gc_core_mutant = "barrier", gc_core_mutant = "relist"),
     ignore = "not this model's mutant (the model passes with it)"
 )]
 fn b_slot_load_races_mark_termination_and_sweep() {
@@ -192,7 +212,7 @@ fn b_slot_load_races_mark_termination_and_sweep() {
 #[test]
 #[cfg_attr(gc_core_mutant = "barrier", should_panic(expected = "was dropped"))]
 #[cfg_attr(
-    gc_core_mutant = "handshake",
+    any(gc_core_mutant = "handshake", gc_core_mutant = "relist"),
     ignore = "not this model's mutant (the model passes with it)"
 )]
 fn c_rooted_drop_races_root_enumeration() {
@@ -225,7 +245,7 @@ fn c_rooted_drop_races_root_enumeration() {
     should_panic(expected = "a reachable object was dropped")
 )]
 #[cfg_attr(
-    gc_core_mutant = "handshake",
+    any(gc_core_mutant = "handshake", gc_core_mutant = "relist"),
     ignore = "not this model's mutant (the model passes with it)"
 )]
 fn d_handle_sent_to_another_thread_during_a_cycle() {
@@ -242,5 +262,108 @@ fn d_handle_sent_to_another_thread_during_a_cycle() {
         let d = receiver.join().unwrap();
         collector.join().unwrap();
         d.canary.alive();
+    });
+}
+
+/// An object that fills a span by itself: 8 + 8 + 8 × 1000 bytes take the 8192-byte size
+/// class, whose spans are one page, one object. Scan (it has an edge), no drop glue.
+#[derive(Trace)]
+struct Big {
+    leaf: GcSlot<Leaf>,
+    pad: [u64; 1000],
+}
+
+fn big() -> Gc<Big> {
+    Gc::new(Big {
+        leaf: GcSlot::new(None),
+        pad: [0; 1000],
+    })
+}
+
+/// A thread that takes part in a race only between `go` and `done` (loom channels: a thread
+/// waiting on one is blocked, not spinning, so it adds no interleavings).
+struct Gated<T> {
+    go: mpsc::Sender<()>,
+    done: mpsc::Sender<()>,
+    thread: thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Gated<T> {
+    /// Spawns a thread that makes its thread cache (an operation: a load from `x`'s slot)
+    /// before the race, runs `f` once let go, and stays alive (its cache registered) until
+    /// `done`.
+    fn spawn(x: &Gc<Big>, f: impl FnOnce() -> T + Send + 'static) -> Gated<T> {
+        let (ready_tx, ready) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        let (done, done_rx) = mpsc::channel();
+        let x = x.clone();
+        let thread = thread::spawn(move || {
+            drop(x.leaf.load());
+            drop(x);
+            ready_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            let r = f();
+            done_rx.recv().unwrap();
+            r
+        });
+        ready.recv().unwrap();
+        Gated { go, done, thread }
+    }
+}
+
+/// (e) An allocation straddles the publication of a new sweep generation.
+///
+/// `x → y`, with `x` rooted and alone in its span `S` (a full span of `Big`'s class, swept
+/// and listed). During cycle 1's mark termination two threads allocate a `Big`, each needing
+/// a span from the central lists. If one of them (`m1`) read the allocation state just before
+/// the sweep start published generation `G + 2` (the publish then waits for its operation),
+/// it searches the lists with `G`, and by the parity trick `G`'s unswept list is `G + 2`'s
+/// swept list. The other (`m2`), starting after the publish, sweeps `S` before reuse, finds it
+/// full and lists it there as swept; `m1` then pops `S`, cannot claim it for sweeping, and must
+/// put it back (`HeapShared::relist`). A span dropped instead is in no list: cycle 2's root
+/// enumeration never sees `x`, and `y`, reachable only through `x`, is swept and dropped.
+///
+/// To keep the model small, the two threads make their thread caches before the race and
+/// stay alive after it ([`Gated`]): only their allocations run against mark termination.
+/// Either thread can be the one that straddles. A failing schedule takes two preemptions: the
+/// collector, after its grace-period handshake, to that thread; that thread, after reading the
+/// allocation state, back to the collector, whose wait for it lets the other thread run. The
+/// check reads `y`'s canary flag, not `y` itself, which is freed memory in the failing
+/// executions.
+#[test]
+#[cfg_attr(
+    gc_core_mutant = "relist",
+    should_panic(expected = "a reachable object was dropped")
+)]
+#[cfg_attr(
+    any(gc_core_mutant = "barrier", gc_core_mutant = "handshake"),
+    ignore = "not this model's mutant (the model passes with it)"
+)]
+fn e_allocation_straddles_a_new_sweep_generation() {
+    model("e (allocation vs sweep-generation publish)", || {
+        let x = big();
+        let y = leaf();
+        let y_dropped = y.canary.0.clone();
+        x.leaf.store(Some(y));
+        let mut cycle = Cycle::start();
+        cycle.mark_setup();
+        cycle.mark();
+        let m2 = Gated::spawn(&x, big);
+        let m1 = Gated::spawn(&x, big);
+        m2.go.send(()).unwrap();
+        m1.go.send(()).unwrap();
+        cycle.mark_termination();
+        m1.done.send(()).unwrap();
+        m2.done.send(()).unwrap();
+        let m1 = m1.thread.join().unwrap();
+        let m2 = m2.thread.join().unwrap();
+        cycle.sweep();
+        drop((m1, m2));
+        gc_core::collect();
+        assert!(
+            !y_dropped.load(Ordering::Relaxed),
+            "a reachable object was dropped"
+        );
+        drop(x);
     });
 }

@@ -945,6 +945,11 @@ impl HeapShared {
             // SAFETY: as above.
             let span = unsafe { s.get() };
             if !span.try_claim_sweep(sg) {
+                // A seeded mutant for the loom models: the first version's bug, which dropped
+                // the span here.
+                if cfg!(gc_core_mutant = "relist") {
+                    continue;
+                }
                 // Dropping it here would lose the span for good: never swept again, its mark
                 // bits would stay set and make later cycles skip tracing its objects.
                 self.relist(s);

@@ -312,7 +312,7 @@ impl Collector {
         if !marking {
             self.want_cycle(thread);
         } else if moved {
-            let budget = self.pacer.debt(allocated, self.heap.marked().0);
+            let budget = self.pacer.debt(allocated);
             if budget > 0 {
                 self.assist(usize::try_from(budget).unwrap_or(usize::MAX));
             }
@@ -346,7 +346,7 @@ impl Collector {
     fn assist(&self, budget: usize) {
         let start = Instant::now();
         let traced = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            mark::Marker::new(&self.heap).drain(budget)
+            mark::Marker::new(&self.heap, &self.pacer, false).drain(budget)
         })) {
             Ok(n) => n,
             Err(p) => {
@@ -424,22 +424,17 @@ impl Collector {
     fn mark_setup(&self, cycle: &mut CycleRun) {
         self.heap.grey_reset();
         self.mark_panic.lock().take();
-        let work = {
-            let mut log = self.log.lock();
-            log.cycle_assist = Duration::ZERO;
-            log.live_objects as u64
-        };
+        self.log.lock().cycle_assist = Duration::ZERO;
         // The pacer: this mark should end a sixteenth of the allowance before the hard limit
-        // (the rest of the allowance is the mark's runway), marking about what the last one
-        // did.
+        // (the rest of the allowance is the mark's runway), taking about the work the last
+        // one did (the first guesses a header read per 32 bytes of heap).
         let allocated = self.heap.allocated_bytes();
         let growth = self.growth.load(Ordering::Relaxed);
         let goal = self
             .hard_limit
             .load(Ordering::Relaxed)
             .saturating_sub(growth / 16);
-        let work = if work == 0 { allocated / 64 } else { work };
-        self.pacer.start(allocated, goal, work);
+        self.pacer.start(allocated, goal, allocated / 32);
         if self.config.gogc.is_some() {
             // The first look comes one assist step into the mark, not after whatever step was
             // left from before it (that debt would be one long assist).
@@ -624,7 +619,7 @@ impl Collector {
         }
         // Stop and wait for the helpers however this ends (a panic included).
         let _stop = StopWorkers(&workers);
-        let mut marker = mark::Marker::background(&self.heap, self.pacer.credit());
+        let mut marker = mark::Marker::new(&self.heap, &self.pacer, true);
         loop {
             marker.drain(usize::MAX);
             self.check_markers();
@@ -792,7 +787,7 @@ struct Workers {
 
 impl Workers {
     fn run(&self, collector: &Collector) {
-        let mut marker = mark::Marker::background(&collector.heap, collector.pacer.credit());
+        let mut marker = mark::Marker::new(&collector.heap, &collector.pacer, true);
         while !self.stop.load(Ordering::Acquire) {
             let r =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| marker.drain(usize::MAX)));

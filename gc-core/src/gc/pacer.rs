@@ -11,12 +11,14 @@
 //! budget = remaining work × bytes since the last look / bytes left until the goal
 //! ```
 //!
-//! The work is counted in objects (marked, or examined by root enumeration), estimated from
-//! the last cycle's live objects. What the collector thread and the mark workers mark goes
-//! into a credit (Go's `bgScanCredit`) that pays debts first, so assists shrink to nothing when
-//! the background keeps up and grow, in steps of a bounded size, when it does not. Debt is
-//! global, not per thread as in Go: whichever thread moves the trigger on pays for the bytes
-//! allocated since the last payment, whoever allocated them.
+//! The work is counted in objects: objects traced plus headers read by root enumeration (in a
+//! heap with few roots, enumeration is most of a mark's time and marks almost nothing, so
+//! marked objects would be the wrong measure). The estimate is the last mark's total. What
+//! the collector thread and the mark workers do goes into a credit (Go's `bgScanCredit`) that
+//! pays debts first, so assists shrink to nothing when the background keeps up and grow, in
+//! steps of a bounded size, when it does not. Debt is global, not per thread as in Go:
+//! whichever thread moves the trigger on pays for the bytes allocated since the last payment,
+//! whoever allocated them.
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,38 +34,46 @@ pub(crate) struct AssistPacer {
     paid: AtomicU64,
     /// The clock value by which the mark should have ended.
     goal: AtomicU64,
-    /// The objects this mark is expected to mark.
+    /// The work this mark is expected to take.
     work: AtomicU64,
-    /// Objects the background markers marked that no debt has used yet.
+    /// The work every marker has done in this mark so far (the next mark's estimate).
+    done: AtomicU64,
+    /// Work the background markers did that no debt has used yet.
     credit: AtomicU64,
 }
 
 impl AssistPacer {
-    /// A new mark begins at clock `allocated`, should end by `goal`, and is expected to mark
-    /// `work` objects. Called at mark setup, before any assist can look.
-    pub(crate) fn start(&self, allocated: u64, goal: u64, work: u64) {
+    /// A new mark begins at clock `allocated` and should end by `goal`. Its work is estimated
+    /// as the last mark's, or `first_guess` if there was none. Called at mark setup, before
+    /// any marker or assist runs.
+    pub(crate) fn start(&self, allocated: u64, goal: u64, first_guess: u64) {
+        let last = self.done.swap(0, Ordering::Relaxed);
+        let work = if last == 0 { first_guess } else { last };
         self.work.store(work, Ordering::Relaxed);
         self.goal.store(goal, Ordering::Relaxed);
         self.credit.store(0, Ordering::Relaxed);
         self.paid.store(allocated, Ordering::Relaxed);
     }
 
-    /// Where the background markers (the collector thread, mark workers) add what they mark.
-    pub(crate) fn credit(&self) -> &AtomicU64 {
-        &self.credit
+    /// A marker did `work` (objects traced plus headers read); a background marker's pays
+    /// assist debts too.
+    pub(crate) fn record(&self, work: u64, background: bool) {
+        self.done.fetch_add(work, Ordering::Relaxed);
+        if background {
+            self.credit.fetch_add(work, Ordering::Relaxed);
+        }
     }
 
-    /// The assist budget (objects) that allocation up to clock `allocated` owes now that
-    /// `marked` objects are marked, after the background credit has paid what it can; the
-    /// debt counts as paid from here on.
-    pub(crate) fn debt(&self, allocated: u64, marked: u64) -> u64 {
+    /// The assist budget that allocation up to clock `allocated` owes, after the background
+    /// credit has paid what it can; the debt counts as paid from here on.
+    pub(crate) fn debt(&self, allocated: u64) -> u64 {
         let paid = self.paid.fetch_max(allocated, Ordering::Relaxed);
         let owed = assist_budget(
             allocated.saturating_sub(paid),
             allocated,
             self.goal.load(Ordering::Relaxed),
             self.work.load(Ordering::Relaxed),
-            marked,
+            self.done.load(Ordering::Relaxed),
         );
         if owed == 0 {
             return 0;
@@ -87,16 +97,16 @@ pub(crate) fn assist_step(growth: u64) -> u64 {
     (growth / 4096).clamp(8 << 10, 1 << 20)
 }
 
-/// The mark work (objects) owed by the `since` bytes of allocation that brought the clock to
-/// `allocated`, for a mark expected to mark `work` objects by clock `goal`, of which `marked`
-/// are marked: their share of the runway they started from. Allocation that reaches the goal
-/// owes all the work left.
-pub(crate) fn assist_budget(since: u64, allocated: u64, goal: u64, work: u64, marked: u64) -> u64 {
+/// The mark work owed by the `since` bytes of allocation that brought the clock to
+/// `allocated`, for a mark expected to take `work` by clock `goal`, of which `done` is done:
+/// their share of the runway they started from. Allocation that reaches the goal owes all the
+/// work left.
+pub(crate) fn assist_budget(since: u64, allocated: u64, goal: u64, work: u64, done: u64) -> u64 {
     if since == 0 {
         return 0;
     }
     let remaining = work
-        .saturating_sub(marked)
+        .saturating_sub(done)
         .max(work / REMAINING_FLOOR_DIVISOR)
         .max(1);
     let runway = goal.saturating_sub(allocated.saturating_sub(since));
@@ -157,30 +167,41 @@ mod tests {
     fn the_debt_is_paid_once() {
         let p = AssistPacer::default();
         p.start(100 * MB, 110 * MB, 1_000_000);
-        assert_eq!(p.debt(101 * MB, 0), 100_000);
+        assert_eq!(p.debt(101 * MB), 100_000);
         // The same clock again (another thread that saw it): nothing more is owed.
-        assert_eq!(p.debt(101 * MB, 0), 0);
+        assert_eq!(p.debt(101 * MB), 0);
         // A stale, smaller clock does not move the payment back.
-        assert_eq!(p.debt(100 * MB, 0), 0);
-        // 1 MB more: 900,000 objects left over the 9 MB of runway from 101 MB.
-        assert_eq!(p.debt(102 * MB, 100_000), 100_000);
+        assert_eq!(p.debt(100 * MB), 0);
+        // An assist did 100,000; 1 MB more: 900,000 left over the 9 MB of runway from 101 MB.
+        p.record(100_000, false);
+        assert_eq!(p.debt(102 * MB), 100_000);
     }
 
     #[test]
     fn background_credit_pays_first() {
         let p = AssistPacer::default();
         p.start(100 * MB, 110 * MB, 1_000_000);
-        p.credit().fetch_add(30_000, Ordering::Relaxed);
-        // Owes 100,000; the credit pays 30,000 of it and is used up.
-        assert_eq!(p.debt(101 * MB, 0), 70_000);
-        assert_eq!(p.credit().load(Ordering::Relaxed), 0);
+        p.record(30_000, true);
+        // 970,000 left over 10 MB: owes 97,000; the credit pays 30,000 and is used up.
+        assert_eq!(p.debt(101 * MB), 67_000);
+        assert_eq!(p.credit.load(Ordering::Relaxed), 0);
         // More credit than debt: nothing to do, and the rest stays for later.
-        p.credit().fetch_add(500_000, Ordering::Relaxed);
-        assert_eq!(p.debt(102 * MB, 100_000), 0);
-        assert_eq!(p.credit().load(Ordering::Relaxed), 400_000);
-        // A new mark starts without credit.
-        p.start(200 * MB, 210 * MB, 1_000_000);
-        assert_eq!(p.credit().load(Ordering::Relaxed), 0);
+        p.record(500_000, true);
+        assert_eq!(p.debt(102 * MB), 0);
+        assert!(p.credit.load(Ordering::Relaxed) > 400_000);
+    }
+
+    #[test]
+    fn the_next_estimate_is_this_marks_work() {
+        let p = AssistPacer::default();
+        p.start(0, 10 * MB, 1_000);
+        assert_eq!(p.work.load(Ordering::Relaxed), 1_000);
+        p.record(300_000, true);
+        p.record(200_000, false);
+        p.start(20 * MB, 30 * MB, 1_000);
+        assert_eq!(p.work.load(Ordering::Relaxed), 500_000);
+        assert_eq!(p.credit.load(Ordering::Relaxed), 0);
+        assert_eq!(p.done.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -414,13 +414,14 @@ impl Heap {
     }
 
     /// Takes work for a marker and counts it as busy until [`Heap::grey_done`]: up to `max`
-    /// grey objects into `into`, or, if none is queued, up to [`ROOT_SPANS`] spans of root
-    /// enumeration into `roots` (to pass to [`Heap::claim_and_scan_roots`]). False (and not
-    /// busy) if there is neither, or the queue is closed.
+    /// grey objects into `into`, or, if none is queued and the marker enumerates roots
+    /// (`roots` is `Some`), up to [`ROOT_SPANS`] spans of root enumeration into it (to pass
+    /// to [`Heap::claim_and_scan_roots`]). False (and not busy) if there is no such work, or
+    /// the queue is closed.
     pub(crate) fn grey_take(
         &self,
         into: &mut Vec<Address>,
-        roots: &mut Vec<SpanRef>,
+        roots: Option<&mut Vec<SpanRef>>,
         max: usize,
     ) -> bool {
         let mut q = self.shared.grey.lock();
@@ -430,7 +431,7 @@ impl Heap {
         if !q.objects.is_empty() {
             let at = q.objects.len().saturating_sub(max);
             into.extend(q.objects.drain(at..));
-        } else if q.next_root < q.roots.len() {
+        } else if let Some(roots) = roots.filter(|_| q.next_root < q.roots.len()) {
             let (from, to) = (q.next_root, (q.next_root + ROOT_SPANS).min(q.roots.len()));
             roots.extend_from_slice(&q.roots[from..to]);
             q.next_root = to;

@@ -71,15 +71,21 @@ impl Central {
     /// Under Miri the same cost is interpretation: a heap has 136 span classes and a test
     /// uses a few, and walks over all of them (statistics, verification, every sweep, heap
     /// teardown) took most of the time of the model suites' operations. Miri runs threads
-    /// concurrently, but a flag is set (a read-modify-write, never cleared) before its class's
-    /// lock is taken for the first push, so a walk that reads it clear is ordered as one that
-    /// took that lock before the push, and would have found the lists empty too.
+    /// concurrently, so the flags stand in for the class locks they let a walk skip: a flag is
+    /// set before its class's lock is taken for the first push and never cleared, and both
+    /// setting and testing it are `AcqRel` read-modify-writes of the flag word, which (like
+    /// the lock's) are totally ordered and synchronise in that order. A walk that finds the
+    /// flag clear therefore comes before the first push in the same way as a walk that took
+    /// the lock first, with the same happens-before edge, and would have found the lists
+    /// empty too (a relaxed load could see the flag clear although the walker had seen, by a
+    /// relaxed atomic, an effect that followed the push).
     pub(crate) fn classes(&self) -> impl Iterator<Item = SpanClass> + '_ {
         SpanClass::all().filter(move |_c| {
             #[cfg(any(loom, miri))]
             {
                 let bit = 1u64 << (_c.index() % 64);
-                self.listed[_c.index() / 64].load(crate::sync::raw_atomic::Ordering::Relaxed) & bit
+                self.listed[_c.index() / 64].fetch_or(0, crate::sync::raw_atomic::Ordering::AcqRel)
+                    & bit
                     != 0
             }
             #[cfg(not(any(loom, miri)))]
@@ -94,7 +100,7 @@ impl Central {
         #[cfg(any(loom, miri))]
         self.listed[_class.index() / 64].fetch_or(
             1u64 << (_class.index() % 64),
-            crate::sync::raw_atomic::Ordering::Relaxed,
+            crate::sync::raw_atomic::Ordering::AcqRel,
         );
     }
 

@@ -35,8 +35,8 @@
 //!
 //! Half the cases run the full check (which flushes the cache and calls `heap.verify()`) after
 //! every operation; the other half run it only after flushes and sweeps, so that spans and tiny
-//! blocks stay cached across operations. `PROPTEST_CASES` overrides the number of cases (256; 8
-//! under Miri, with at most 16 operations per case).
+//! blocks stay cached across operations. `PROPTEST_CASES` overrides the number of cases (256;
+//! 12 under Miri, with at most 16 operations per case).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1040,14 +1040,14 @@ fn new_headed(
 const MAX_OPS: usize = if cfg!(miri) { 16 } else { 200 };
 const MAX_BATCH: usize = if cfg!(miri) { 32 } else { 300 };
 
-/// Cases: `PROPTEST_CASES`, else 256, or 8 under Miri (about 15 s of interpretation each).
+/// Cases: `PROPTEST_CASES`, else 256, or 12 under Miri (about 10 s of interpretation each).
 /// Miri hides the host's environment from the program unless told otherwise
 /// (`-Zmiri-env-forward=PROPTEST_CASES`), so the Miri default must be small by itself.
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if cfg!(miri) { 8 } else { 256 })
+        .unwrap_or(if cfg!(miri) { 12 } else { 256 })
 }
 
 proptest! {

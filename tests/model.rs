@@ -37,7 +37,7 @@
 //! so that cycles start and end in the middle of the program's operations.
 //!
 //! Each test runs `PROPTEST_CASES` cases (default 256 for the first, half of it for the
-//! second; under Miri 4 and 2, programs of at most 40 operations). The long version:
+//! second; under Miri 6 and 3, programs of at most 40 operations). The long version:
 //!
 //! ```text
 //! PROPTEST_CASES=10000 cargo test --release --test model
@@ -584,14 +584,14 @@ fn run_program(ops: &[Op]) {
 /// Operations per program (fewer under Miri, which interprets every one of them).
 const MAX_OPS: usize = if cfg!(miri) { 40 } else { 250 };
 
-/// Cases of the first test: `PROPTEST_CASES`, else 256, or 4 under Miri (about 20 s of
+/// Cases of the first test: `PROPTEST_CASES`, else 256, or 6 under Miri (about 10 s of
 /// interpretation each). Miri hides the host's environment from the program unless told
 /// otherwise (`-Zmiri-env-forward=PROPTEST_CASES`), so the Miri default must be small by itself.
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if cfg!(miri) { 4 } else { 256 })
+        .unwrap_or(if cfg!(miri) { 6 } else { 256 })
 }
 
 /// Shrinking steps after a failure: unbounded, except under Miri, where each step reruns a

@@ -35,7 +35,8 @@
 //!
 //! Half the cases run the full check (which flushes the cache and calls `heap.verify()`) after
 //! every operation; the other half run it only after flushes and sweeps, so that spans and tiny
-//! blocks stay cached across operations. `PROPTEST_CASES` overrides the number of cases (256).
+//! blocks stay cached across operations. `PROPTEST_CASES` overrides the number of cases (256;
+//! 12 under Miri, with at most 16 operations per case).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1039,11 +1040,14 @@ fn new_headed(
 const MAX_OPS: usize = if cfg!(miri) { 16 } else { 200 };
 const MAX_BATCH: usize = if cfg!(miri) { 32 } else { 300 };
 
+/// Cases: `PROPTEST_CASES`, else 256, or 12 under Miri (about 10 s of interpretation each).
+/// Miri hides the host's environment from the program unless told otherwise
+/// (`-Zmiri-env-forward=PROPTEST_CASES`), so the Miri default must be small by itself.
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(if cfg!(miri) { 12 } else { 256 })
 }
 
 proptest! {
@@ -1051,6 +1055,9 @@ proptest! {
         // Regressions are reported in the failure message; no files are written next to the
         // test sources.
         failure_persistence: None,
+        // Under Miri each shrinking step reruns a case (seconds of interpretation): bounded,
+        // so that a failure is still reported in bounded time.
+        max_shrink_iters: if cfg!(miri) { 32 } else { Config::default().max_shrink_iters },
         ..Config::with_cases(cases())
     })]
 

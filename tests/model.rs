@@ -37,7 +37,7 @@
 //! so that cycles start and end in the middle of the program's operations.
 //!
 //! Each test runs `PROPTEST_CASES` cases (default 256 for the first, half of it for the
-//! second). The long version:
+//! second; under Miri 6 and 3, programs of at most 40 operations). The long version:
 //!
 //! ```text
 //! PROPTEST_CASES=10000 cargo test --release --test model
@@ -584,11 +584,24 @@ fn run_program(ops: &[Op]) {
 /// Operations per program (fewer under Miri, which interprets every one of them).
 const MAX_OPS: usize = if cfg!(miri) { 40 } else { 250 };
 
+/// Cases of the first test: `PROPTEST_CASES`, else 256, or 6 under Miri (about 10 s of
+/// interpretation each). Miri hides the host's environment from the program unless told
+/// otherwise (`-Zmiri-env-forward=PROPTEST_CASES`), so the Miri default must be small by itself.
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(if cfg!(miri) { 6 } else { 256 })
+}
+
+/// Shrinking steps after a failure: unbounded, except under Miri, where each step reruns a
+/// program (seconds of interpretation) and a failure must still be reported in bounded time.
+fn max_shrink_iters() -> u32 {
+    if cfg!(miri) {
+        32
+    } else {
+        Config::default().max_shrink_iters
+    }
 }
 
 proptest! {
@@ -596,6 +609,7 @@ proptest! {
         // Regressions are reported in the failure message; no files are written next to the
         // test sources.
         failure_persistence: None,
+        max_shrink_iters: max_shrink_iters(),
         ..Config::with_cases(cases())
     })]
 
@@ -609,6 +623,7 @@ proptest! {
 proptest! {
     #![proptest_config(Config {
         failure_persistence: None,
+        max_shrink_iters: max_shrink_iters(),
         ..Config::with_cases(cases().div_ceil(2))
     })]
 

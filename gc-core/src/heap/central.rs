@@ -24,9 +24,9 @@ struct SpanLists {
 #[derive(Debug)]
 pub(crate) struct Central {
     classes: Box<[Mutex<SpanLists>]>,
-    /// Under loom: bit `i` is set once class `i`'s lists have held a span (see
+    /// Under loom and Miri: bit `i` is set once class `i`'s lists have held a span (see
     /// [`Central::classes`]).
-    #[cfg(loom)]
+    #[cfg(any(loom, miri))]
     listed: [crate::sync::raw_atomic::AtomicU64; NUM_SPAN_CLASSES.div_ceil(64)],
 }
 
@@ -55,27 +55,40 @@ impl Central {
             classes: (0..NUM_SPAN_CLASSES)
                 .map(|_| Mutex::new(SpanLists::default()))
                 .collect(),
-            #[cfg(loom)]
+            #[cfg(any(loom, miri))]
             listed: Default::default(),
         }
     }
 
     /// The span classes whose lists walks over every class must visit: all of them, except
-    /// under loom, where classes whose lists have never held a span are left out. Their lists
-    /// are empty, so visiting them only takes and releases their locks; skipping those
-    /// (hundreds per collection cycle) keeps the model's executions short. The flags are
+    /// under loom and Miri, where classes whose lists have never held a span are left out.
+    /// Their lists are empty, so visiting them only takes and releases their locks; skipping
+    /// those (hundreds per collection cycle) keeps the model's executions short. The flags are
     /// `core` atomics, set before the first span is pushed: loom runs its threads one at a
     /// time on one OS thread, so a walk that finds a flag clear is one that would have found
     /// the class's lists empty.
+    ///
+    /// Under Miri the same cost is interpretation: a heap has 136 span classes and a test
+    /// uses a few, and walks over all of them (statistics, verification, every sweep, heap
+    /// teardown) took most of the time of the model suites' operations. Miri runs threads
+    /// concurrently, so the flags stand in for the class locks they let a walk skip: a flag is
+    /// set before its class's lock is taken for the first push and never cleared, and both
+    /// setting and testing it are `AcqRel` read-modify-writes of the flag word, which (like
+    /// the lock's) are totally ordered and synchronise in that order. A walk that finds the
+    /// flag clear therefore comes before the first push in the same way as a walk that took
+    /// the lock first, with the same happens-before edge, and would have found the lists
+    /// empty too (a relaxed load could see the flag clear although the walker had seen, by a
+    /// relaxed atomic, an effect that followed the push).
     pub(crate) fn classes(&self) -> impl Iterator<Item = SpanClass> + '_ {
         SpanClass::all().filter(move |_c| {
-            #[cfg(loom)]
+            #[cfg(any(loom, miri))]
             {
                 let bit = 1u64 << (_c.index() % 64);
-                self.listed[_c.index() / 64].load(crate::sync::raw_atomic::Ordering::Relaxed) & bit
+                self.listed[_c.index() / 64].fetch_or(0, crate::sync::raw_atomic::Ordering::AcqRel)
+                    & bit
                     != 0
             }
-            #[cfg(not(loom))]
+            #[cfg(not(any(loom, miri)))]
             true
         })
     }
@@ -84,10 +97,10 @@ impl Central {
     /// [`Central::classes`].
     #[inline(always)]
     fn note_listed(&self, _class: SpanClass) {
-        #[cfg(loom)]
+        #[cfg(any(loom, miri))]
         self.listed[_class.index() / 64].fetch_or(
             1u64 << (_class.index() % 64),
-            crate::sync::raw_atomic::Ordering::Relaxed,
+            crate::sync::raw_atomic::Ordering::AcqRel,
         );
     }
 

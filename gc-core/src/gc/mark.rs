@@ -99,8 +99,10 @@ impl<'h> Marker<'h> {
         Marker {
             heap,
             stack: Vec::new(),
-            ahead: std::collections::VecDeque::with_capacity(AHEAD),
-            edges: std::collections::VecDeque::with_capacity(EDGES_AHEAD + 2),
+            // Allocated when first used (only deep stacks use them): an assist's marker is
+            // made anew for each assist.
+            ahead: std::collections::VecDeque::new(),
+            edges: std::collections::VecDeque::new(),
             roots: Vec::new(),
             tracer: Tracer::new(),
             objects: 0,

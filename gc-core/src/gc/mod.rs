@@ -435,9 +435,10 @@ impl Collector {
             .load(Ordering::Relaxed)
             .saturating_sub(growth / 16);
         self.pacer.start(allocated, goal, allocated / 32);
-        if self.config.gogc.is_some() {
+        if self.config.gogc.is_some() && matches!(self.collector_thread.get(), Some(Some(_))) {
             // The first look comes one assist step into the mark, not after whatever step was
-            // left from before it (that debt would be one long assist).
+            // left from before it (that debt would be one long assist). Only allocating
+            // threads of a background collector assist (`pace_background`).
             self.trigger.fetch_min(
                 allocated.saturating_add(pacer::assist_step(growth)),
                 Ordering::Relaxed,
@@ -600,7 +601,7 @@ impl Collector {
     /// Steps 3–4: enumerate roots, drain grey work (with extra mark workers if configured),
     /// and repeat termination handshakes until one finds no new grey work.
     fn mark(&self, pauses: &mut Samples) {
-        // Root enumeration is the first work every marker finds.
+        // Root enumeration's work list, shared by the markers.
         self.heap.grey_set_roots();
         let helpers = self.config.mark_workers.saturating_sub(1);
         let workers = Arc::new(Workers {

@@ -121,11 +121,7 @@ impl<'h> Marker<'h> {
     /// only partly traced).
     pub(crate) fn drain(&mut self, budget: usize) -> usize {
         let mut traced = 0;
-        while traced < budget
-            && self
-                .heap
-                .grey_take(&mut self.stack, Some(&mut self.roots), BATCH)
-        {
+        while traced < budget && self.heap.grey_take(&mut self.stack, &mut self.roots, BATCH) {
             let batch = Batch(self);
             let m = &mut *batch.0;
             if !m.roots.is_empty() {

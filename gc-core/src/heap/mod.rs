@@ -220,7 +220,8 @@ pub(crate) struct HeapShared {
 /// Mutators push what their barriers shade; markers take batches into their own stacks and
 /// give back half when theirs grows large (so another worker can help). Root enumeration is
 /// shared the same way: every marker (the collector, mark workers, assists) takes a few of the
-/// spans listed at mark setup at a time and pushes their roots on its own stack. `busy` counts
+/// spans listed at mark setup at a time, when no grey object is queued, and queues their
+/// roots grey. `busy` counts
 /// markers holding a batch or root spans; marking can end only when the queue is empty, every
 /// root span has been handed out and nobody is busy (all read under the lock). An abandoned
 /// mark closes the queue: no marker takes another batch, and the collector waits for `busy` to
@@ -414,14 +415,13 @@ impl Heap {
     }
 
     /// Takes work for a marker and counts it as busy until [`Heap::grey_done`]: up to `max`
-    /// grey objects into `into`, or, if none is queued and the marker enumerates roots
-    /// (`roots` is `Some`), up to [`ROOT_SPANS`] spans of root enumeration into it (to pass
-    /// to [`Heap::claim_and_scan_roots`]). False (and not busy) if there is no such work, or
-    /// the queue is closed.
+    /// grey objects into `into`, or, if none is queued, up to [`ROOT_SPANS`] spans of root
+    /// enumeration into `roots` (to pass to [`Heap::claim_and_scan_roots`]). False (and not
+    /// busy) if there is neither, or the queue is closed.
     pub(crate) fn grey_take(
         &self,
         into: &mut Vec<Address>,
-        roots: Option<&mut Vec<SpanRef>>,
+        roots: &mut Vec<SpanRef>,
         max: usize,
     ) -> bool {
         let mut q = self.shared.grey.lock();
@@ -431,7 +431,7 @@ impl Heap {
         if !q.objects.is_empty() {
             let at = q.objects.len().saturating_sub(max);
             into.extend(q.objects.drain(at..));
-        } else if let Some(roots) = roots.filter(|_| q.next_root < q.roots.len()) {
+        } else if q.next_root < q.roots.len() {
             let (from, to) = (q.next_root, (q.next_root + ROOT_SPANS).min(q.roots.len()));
             roots.extend_from_slice(&q.roots[from..to]);
             q.next_root = to;

@@ -309,8 +309,9 @@ impl Collector {
                 Ordering::Relaxed,
             )
             .is_ok();
+        let mut want = None;
         if !marking {
-            self.want_cycle(thread);
+            want = Some(self.want_cycle(thread));
         } else if moved {
             let budget = self.pacer.debt(allocated);
             if budget > 0 {
@@ -318,7 +319,7 @@ impl Collector {
             }
         }
         if allocated >= self.hard_limit.load(Ordering::Relaxed) {
-            let want = self.want_cycle(thread);
+            let want = want.unwrap_or_else(|| self.want_cycle(thread));
             self.wait_for(want, false);
         }
     }

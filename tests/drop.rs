@@ -407,8 +407,7 @@ fn a_drop_can_allocate_link_and_hand_out_handles() {
     // (a cycle started meanwhile by another test may have freed some of them already).
     let made = |id: u64| id < MAKERS;
     let cycles = |id: u64| (300..300 + MAKERS).contains(&id) || (400..400 + MAKERS).contains(&id);
-    let early = |id: u64| cycles(id) && log.count(id) == 1;
-    log.assert_exactly(|id| made(id) || early(id), "the makers");
+    log.assert_dropped(made, cycles, "the makers");
     gc_core::collect();
     log.assert_exactly(|id| made(id) || cycles(id), "the cycles made in drop");
     {
@@ -759,11 +758,12 @@ fn handles_in_std_collections() {
     gc_core::collect();
     log.assert_exactly(|id| id == 1, "the removed value");
     drop(reg);
-    gc_core::collect(); // the registry and its values; the keys' roots go with its drop
-                        // The keys die one cycle later, or already, if another test's cycle ran in between.
-    let keys_gone = |id: u64| (10..14).contains(&id) && log.count(id) == 1;
-    log.assert_exactly(
-        |id| id <= 7 || keys_gone(id),
+    // The registry and its values; the keys' roots go with its drop, so the keys die one cycle
+    // later, or already, if another test's cycle ran in between.
+    gc_core::collect();
+    log.assert_dropped(
+        |id| id <= 7,
+        |id| (10..14).contains(&id),
         "values die with the registry",
     );
     gc_core::collect(); // the keys, no longer rooted

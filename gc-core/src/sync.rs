@@ -209,6 +209,18 @@ pub(crate) mod thread {
     #[cfg(loom)]
     pub(crate) use loom::thread::{current, park, Thread};
 
+    /// Blocks until unparked or `timeout` has passed (or spuriously: callers loop).
+    #[cfg(not(loom))]
+    pub(crate) fn park_timeout(timeout: std::time::Duration) {
+        std::thread::park_timeout(timeout);
+    }
+
+    /// Loom has no time: a timed park is a yield, one of the returns a real one may make.
+    #[cfg(loom)]
+    pub(crate) fn park_timeout(_timeout: std::time::Duration) {
+        loom::thread::yield_now();
+    }
+
     /// Starts a detached thread named `name` running `f`; its handle, for `unpark`.
     #[cfg(not(loom))]
     pub(crate) fn spawn_named(

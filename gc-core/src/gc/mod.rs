@@ -44,6 +44,10 @@ use crate::sync::{Arc, Mutex};
 
 use phase::{phase, Phase};
 
+/// How long an allocating thread past the hard limit waits for the sweep to move on before
+/// it gives up waiting (`Collector::wait_for_sweep`).
+const SWEEP_WAIT_SLICE: Duration = Duration::from_millis(1);
+
 /// Per-cycle bookkeeping.
 #[derive(Debug, Default)]
 struct CycleLog {
@@ -313,7 +317,14 @@ impl Collector {
         if !marking {
             want = Some(self.want_cycle(thread));
         } else if moved {
-            let budget = self.pacer.debt(allocated);
+            let (budget, behind) = self.pacer.assist(allocated);
+            if behind {
+                // Pay the rest in more slices soon, not in one long assist now.
+                self.trigger.fetch_min(
+                    allocated.saturating_add(pacer::CATCH_UP_STEP),
+                    Ordering::Relaxed,
+                );
+            }
             if budget > 0 {
                 self.assist(usize::try_from(budget).unwrap_or(usize::MAX));
             }
@@ -321,7 +332,40 @@ impl Collector {
         if allocated >= self.hard_limit.load(Ordering::Relaxed) {
             let want = want.unwrap_or_else(|| self.want_cycle(thread));
             self.wait_for(want, false);
+            self.wait_for_sweep(want);
         }
+    }
+
+    /// An allocating thread past the hard limit once cycle `want`'s mark has ended: what that
+    /// cycle found dead comes back only as its sweep goes on and its queued drops run, on the
+    /// collector thread. So the thread helps sweep (spans need no user code), then waits for
+    /// the cycle to end, in slices of [`SWEEP_WAIT_SLICE`], for as long as each slice sees the
+    /// sweep move on. A slice without progress ends the wait: the collector thread may be
+    /// running a drop that needs a lock this thread holds, and waiting longer would deadlock.
+    /// (Without this, a collector thread short of CPU lets mutators allocate without bound
+    /// while its drops wait.)
+    fn wait_for_sweep(&self, want: u64) {
+        while self.heap.sweep_one() {}
+        let me = crate::sync::thread::current();
+        let mut seen = self.heap.sweep_progress();
+        loop {
+            {
+                let mut d = self.driver.lock();
+                if d.done >= want {
+                    break;
+                }
+                d.waiters.push(me.clone());
+            }
+            crate::sync::thread::park_timeout(SWEEP_WAIT_SLICE);
+            let now = self.heap.sweep_progress();
+            // A seeded mutant for the loom models: wait for the cycle's end whatever happens.
+            if now == seen && !cfg!(gc_core_mutant = "sweepwait") {
+                break;
+            }
+            seen = now;
+        }
+        // Not left behind for the cycle's end to unpark (harmless, but a wasted wake-up).
+        self.driver.lock().waiters.retain(|w| w.id() != me.id());
     }
 
     /// Asks the collector thread for a cycle unless one is running or asked for; returns the

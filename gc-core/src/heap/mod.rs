@@ -632,6 +632,13 @@ impl Heap {
         }
     }
 
+    /// A count that grows with every span swept and every queued drop run: whoever waits for
+    /// a sweep can tell whether it is moving.
+    pub fn sweep_progress(&self) -> u64 {
+        self.shared.spans_swept.load(Ordering::Relaxed)
+            + self.shared.objects_dropped.load(Ordering::Relaxed)
+    }
+
     /// Whether sweeping has queued drops that have not run yet.
     pub fn has_pending_drops(&self) -> bool {
         !self.shared.pending.lock().is_empty()

@@ -44,9 +44,12 @@ use crate::sync::{Arc, Mutex};
 
 use phase::{phase, Phase};
 
-/// How long an allocating thread past the hard limit waits for the sweep to move on before
-/// it gives up waiting (`Collector::wait_for_sweep`).
-const SWEEP_WAIT_SLICE: Duration = Duration::from_millis(1);
+/// An allocating thread past the hard limit waits for the cycle in slices of this length
+/// (`Collector::wait_at_hard_limit`)...
+const LIMIT_WAIT_SLICE: Duration = Duration::from_millis(1);
+
+/// ...and gives up after this many slices in a row in which the collector made no progress.
+const LIMIT_WAIT_PATIENCE: u32 = 2;
 
 /// Per-cycle bookkeeping.
 #[derive(Debug, Default)]
@@ -72,8 +75,6 @@ struct Driver {
     done: u64,
     /// Whether the collector thread is running a cycle (numbered `done + 1`).
     running: bool,
-    /// The number of the last cycle whose marking has ended (its sweep has begun).
-    marked: u64,
     /// Recently abandoned cycles and their panic messages.
     failed: Vec<(u64, String)>,
     /// Threads waiting for a cycle to end.
@@ -146,7 +147,7 @@ impl Collector {
         if self.config.background {
             if let Some(t) = self.collector_thread() {
                 let want = self.request(t);
-                self.wait_for(want, true);
+                self.wait_for(want);
                 return;
             }
         }
@@ -189,23 +190,18 @@ impl Collector {
         want
     }
 
-    /// Waits until cycle `want` has ended. With `propagate` (an explicit `collect()`), "ended"
-    /// includes its drops, and if the cycle was abandoned because a `Trace` impl panicked the
-    /// caller panics with that message (as it would have had it run the cycle itself).
-    /// Without (an allocating thread past the hard limit), waiting ends when the cycle's sweep
-    /// begins: the memory is then reclaimable, and the drops the collector thread runs next
-    /// may need a lock the allocating thread holds.
-    fn wait_for(&self, want: u64, propagate: bool) {
+    /// Waits until cycle `want` has ended, its drops included (an explicit `collect()`). If the
+    /// cycle was abandoned because a `Trace` impl panicked, the caller panics with that message
+    /// (as it would have had it run the cycle itself).
+    fn wait_for(&self, want: u64) {
         loop {
             {
                 let mut d = self.driver.lock();
-                if d.done >= want || (!propagate && d.marked >= want) {
-                    if propagate {
-                        if let Some((_, msg)) = d.failed.iter().find(|(n, _)| *n == want) {
-                            let msg = msg.clone();
-                            drop(d);
-                            panic!("gc-core: the collection cycle was abandoned: {msg}");
-                        }
+                if d.done >= want {
+                    if let Some((_, msg)) = d.failed.iter().find(|(n, _)| *n == want) {
+                        let msg = msg.clone();
+                        drop(d);
+                        panic!("gc-core: the collection cycle was abandoned: {msg}");
                     }
                     return;
                 }
@@ -331,23 +327,28 @@ impl Collector {
         }
         if allocated >= self.hard_limit.load(Ordering::Relaxed) {
             let want = want.unwrap_or_else(|| self.want_cycle(thread));
-            self.wait_for(want, false);
-            self.wait_for_sweep(want);
+            self.wait_at_hard_limit(want);
         }
     }
 
-    /// An allocating thread past the hard limit once cycle `want`'s mark has ended: what that
-    /// cycle found dead comes back only as its sweep goes on and its queued drops run, on the
-    /// collector thread. So the thread helps sweep (spans need no user code), then waits for
-    /// the cycle to end, in slices of [`SWEEP_WAIT_SLICE`], for as long as each slice sees the
-    /// sweep move on. A slice without progress ends the wait: the collector thread may be
-    /// running a drop that needs a lock this thread holds, and waiting longer would deadlock.
-    /// (Without this, a collector thread short of CPU lets mutators allocate without bound
-    /// while its drops wait.)
-    fn wait_for_sweep(&self, want: u64) {
-        while self.heap.sweep_one() {}
+    /// An allocating thread that has allocated a whole allowance past the trigger waits for
+    /// cycle `want` to end (its mark, its sweep and the drops it queued: what it found dead comes
+    /// back only then), helping with the sweep, which runs no user code. So a collector thread
+    /// short of CPU cannot let allocation run away from it.
+    ///
+    /// The wait goes on only while the collector moves on (mark work, spans swept, drops run,
+    /// cycles ended): after [`LIMIT_WAIT_PATIENCE`] slices of [`LIMIT_WAIT_SLICE`] without, the
+    /// thread gives up and goes on allocating. The collector thread may be stuck in a user
+    /// `Drop` (of this cycle, or of the last one, run at this cycle's sweep termination) that
+    /// needs a lock this thread holds: waiting for it would deadlock.
+    fn wait_at_hard_limit(&self, want: u64) {
         let me = crate::sync::thread::current();
-        let mut seen = self.heap.sweep_progress();
+        let progress = || {
+            self.heap.sweep_progress()
+                + self.pacer.work_done()
+                + self.completed.load(Ordering::Relaxed)
+        };
+        let (mut seen, mut idle) = (progress(), 0);
         loop {
             {
                 let mut d = self.driver.lock();
@@ -356,13 +357,19 @@ impl Collector {
                 }
                 d.waiters.push(me.clone());
             }
-            crate::sync::thread::park_timeout(SWEEP_WAIT_SLICE);
-            let now = self.heap.sweep_progress();
+            // Sweeping spans needs no user code (and while marking, nothing is unswept).
+            while self.heap.sweep_one() {}
+            crate::sync::thread::park_timeout(LIMIT_WAIT_SLICE);
+            let now = progress();
+            if now != seen {
+                (seen, idle) = (now, 0);
+                continue;
+            }
+            idle += 1;
             // A seeded mutant for the loom models: wait for the cycle's end whatever happens.
-            if now == seen && !cfg!(gc_core_mutant = "sweepwait") {
+            if idle >= LIMIT_WAIT_PATIENCE && !cfg!(gc_core_mutant = "sweepwait") {
                 break;
             }
-            seen = now;
         }
         // Not left behind for the cycle's end to unpark (harmless, but a wasted wake-up).
         self.driver.lock().waiters.retain(|w| w.id() != me.id());
@@ -536,14 +543,6 @@ impl Collector {
             cycle.pauses.record(longest_claim);
         }
         phase().set(Phase::Sweeping);
-        // Allocating threads waiting at the hard limit may go on (`wait_for`).
-        let mut d = self.driver.lock();
-        if d.running {
-            d.marked = d.done + 1;
-            for w in d.waiters.drain(..) {
-                w.unpark();
-            }
-        }
     }
 
     /// Step 5: sweep, and run (or hand over) the drops of what died; then pacing and the

@@ -70,6 +70,11 @@ impl AssistPacer {
         self.paid.store(allocated, Ordering::Relaxed);
     }
 
+    /// The work every marker has done in this mark so far (a measure of progress).
+    pub(crate) fn work_done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
     /// A marker did `work` (objects traced plus headers read); a background marker's pays
     /// assist debts too.
     pub(crate) fn record(&self, work: u64, background: bool) {

@@ -313,14 +313,7 @@ impl Collector {
         if !marking {
             want = Some(self.want_cycle(thread));
         } else if moved {
-            let (budget, behind) = self.pacer.assist(allocated);
-            if behind {
-                // Pay the rest in more slices soon, not in one long assist now.
-                self.trigger.fetch_min(
-                    allocated.saturating_add(pacer::CATCH_UP_STEP),
-                    Ordering::Relaxed,
-                );
-            }
+            let budget = self.pacer.debt(allocated);
             if budget > 0 {
                 self.assist(usize::try_from(budget).unwrap_or(usize::MAX));
             }

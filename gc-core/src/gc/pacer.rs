@@ -19,24 +19,12 @@
 //! steps of a bounded size, when it does not. Debt is global, not per thread as in Go:
 //! whichever thread moves the trigger on pays for the bytes allocated since the last payment,
 //! whoever allocated them.
-//!
-//! One look pays at most [`ASSIST_SLICE`] of the debt; the rest is carried, and the next look
-//! comes after only [`CATCH_UP_STEP`] bytes. So a thread that owes much (a mark that is behind,
-//! or allocation past the goal) pays in many short assists, one per little allocation, rather
-//! than in one long one: the mutator's steps stay short while it still pays all it owes.
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// The least mark work assumed left, as a share of the estimate: when the estimate has been
 /// used up (the heap grew), assists go on at a moderate pace until the mark ends.
 const REMAINING_FLOOR_DIVISOR: u64 = 32;
-
-/// The most mark work (objects traced or headers read) one assist does: on a large scattered
-/// heap, where each object is a cache miss or two, a few hundred microseconds.
-pub(crate) const ASSIST_SLICE: u64 = 1024;
-
-/// Bytes between two looks at the pacer while debt is carried (instead of [`assist_step`]).
-pub(crate) const CATCH_UP_STEP: u64 = 1 << 10;
 
 /// The pacer's state for the mark in progress. Allocated-bytes values are the heap's
 /// `allocated_bytes()` clock, which only grows while marking runs (no sweep frees meanwhile).
@@ -52,8 +40,6 @@ pub(crate) struct AssistPacer {
     done: AtomicU64,
     /// Work the background markers did that no debt has used yet.
     credit: AtomicU64,
-    /// Debt that earlier looks owed beyond their [`ASSIST_SLICE`].
-    carry: AtomicU64,
 }
 
 impl AssistPacer {
@@ -66,7 +52,6 @@ impl AssistPacer {
         self.work.store(work, Ordering::Relaxed);
         self.goal.store(goal, Ordering::Relaxed);
         self.credit.store(0, Ordering::Relaxed);
-        self.carry.store(0, Ordering::Relaxed);
         self.paid.store(allocated, Ordering::Relaxed);
     }
 
@@ -84,22 +69,9 @@ impl AssistPacer {
         }
     }
 
-    /// What one look at the pacer asks of the allocating thread at clock `allocated`: the
-    /// assist budget (at most [`ASSIST_SLICE`]), and whether debt is left over for the next
-    /// look (which should then come after [`CATCH_UP_STEP`] bytes).
-    pub(crate) fn assist(&self, allocated: u64) -> (u64, bool) {
-        let owed = self.debt(allocated);
-        let budget = owed.min(ASSIST_SLICE);
-        if owed > budget {
-            self.carry.fetch_add(owed - budget, Ordering::Relaxed);
-        }
-        (budget, owed > budget)
-    }
-
-    /// The assist budget that allocation up to clock `allocated` owes, with what earlier looks
-    /// carried, after the background credit has paid what it can; the debt counts as paid from
-    /// here on.
-    fn debt(&self, allocated: u64) -> u64 {
+    /// The assist budget that allocation up to clock `allocated` owes, after the background
+    /// credit has paid what it can; the debt counts as paid from here on.
+    pub(crate) fn debt(&self, allocated: u64) -> u64 {
         let paid = self.paid.fetch_max(allocated, Ordering::Relaxed);
         let owed = assist_budget(
             allocated.saturating_sub(paid),
@@ -107,7 +79,7 @@ impl AssistPacer {
             self.goal.load(Ordering::Relaxed),
             self.work.load(Ordering::Relaxed),
             self.done.load(Ordering::Relaxed),
-        ) + self.carry.swap(0, Ordering::Relaxed);
+        );
         if owed == 0 {
             return 0;
         }
@@ -222,36 +194,6 @@ mod tests {
         p.record(500_000, true);
         assert_eq!(p.debt(102 * MB), 0);
         assert!(p.credit.load(Ordering::Relaxed) > 400_000);
-    }
-
-    #[test]
-    fn a_large_debt_is_paid_in_slices() {
-        let p = AssistPacer::default();
-        p.start(100 * MB, 110 * MB, 1_000_000);
-        // 1 MB owes 100,000: one slice now, the rest carried.
-        assert_eq!(p.assist(101 * MB), (ASSIST_SLICE, true));
-        assert_eq!(p.carry.load(Ordering::Relaxed), 100_000 - ASSIST_SLICE);
-        // The next looks pay the carry a slice at a time, even with nothing newly allocated,
-        // until it is gone; then a small new debt is not behind.
-        let mut paid = ASSIST_SLICE;
-        while let (budget, true) = p.assist(101 * MB) {
-            assert_eq!(budget, ASSIST_SLICE);
-            paid += budget;
-        }
-        paid += 100_000 % ASSIST_SLICE;
-        assert_eq!(paid, 100_000);
-        assert_eq!(p.carry.load(Ordering::Relaxed), 0);
-        assert_eq!(p.assist(101 * MB), (0, false));
-        // Background credit pays carried debt too.
-        assert!(p.assist(102 * MB).1);
-        p.record(1_000_000, true);
-        assert_eq!(p.assist(102 * MB), (0, false));
-        // A new mark starts with nothing carried.
-        p.start(200 * MB, 210 * MB, 1_000_000);
-        assert_eq!(p.assist(205 * MB), (ASSIST_SLICE, true));
-        p.start(300 * MB, 310 * MB, 1_000_000);
-        assert_eq!(p.carry.load(Ordering::Relaxed), 0);
-        assert_eq!(p.assist(300 * MB), (0, false));
     }
 
     #[test]

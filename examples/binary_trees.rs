@@ -103,7 +103,8 @@ fn main() {
         let s = gc_core::stats();
         println!(
             "gc   N={n}: {wall:.2} s, checks {sum}; {} cycles, {} handshake pauses p50 {:.3} ms, \
-             p99 {:.3} ms, max {:.3} ms; mark assists {} ({:.1} ms); peak RSS {} MiB",
+             p99 {:.3} ms, max {:.3} ms; mark assists {} ({:.1} ms); hard-limit waits {}; \
+             peak RSS {} MiB",
             s.cycles - before.cycles,
             s.pauses.count - before.pauses.count,
             s.pauses.p50.as_secs_f64() * 1e3,
@@ -111,6 +112,7 @@ fn main() {
             s.pauses.max.as_secs_f64() * 1e3,
             s.assists.count - before.assists.count,
             (s.assists.total - before.assists.total).as_secs_f64() * 1e3,
+            s.limit_waits.count - before.limit_waits.count,
             gc_core_workspace::peak_resident_bytes().unwrap_or(0) >> 20,
         );
     }

@@ -252,13 +252,15 @@ where
         let p = after.pauses;
         print!(
             "; {cycles} cycles, handshake pauses p50 {:.1} µs p99 {:.1} µs max {:.1} µs ({} total), \
-             mark assists {} ({:.1} ms)",
+             mark assists {} ({:.1} ms), hard-limit waits {} (max {:.1} ms)",
             p.p50.as_secs_f64() * 1e6,
             p.p99.as_secs_f64() * 1e6,
             p.max.as_secs_f64() * 1e6,
             p.count,
             after.assists.count,
             after.assists.total.as_secs_f64() * 1e3,
+            after.limit_waits.count,
+            after.limit_waits.max.as_secs_f64() * 1e3,
         );
     }
     println!();

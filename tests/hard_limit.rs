@@ -47,6 +47,7 @@ impl Drop for NeedsLock {
 #[test]
 fn a_thread_past_the_hard_limit_goes_on_when_a_drop_needs_its_lock() {
     setup();
+    let before = gc_core::stats();
     let blocked = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
@@ -87,4 +88,9 @@ fn a_thread_past_the_hard_limit_goes_on_when_a_drop_needs_its_lock() {
     gc_core::collect();
     assert!(blocked.load(Ordering::SeqCst) > 0);
     assert_eq!(dropped.load(Ordering::SeqCst), 16);
+    let after = gc_core::stats();
+    assert!(
+        after.limit_give_ups > before.limit_give_ups,
+        "the allocating thread went on without giving up a wait at the hard limit: {after}"
+    );
 }

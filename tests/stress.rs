@@ -628,7 +628,8 @@ fn eight_mutators_churn_a_shared_graph() {
     println!(
         "stress: {ops} operations ({visits} node visits) by {MUTATORS} mutators in {elapsed:.2?}; \
          {cycles} cycles ({explicit} by the collecting thread); {allocated} objects allocated, \
-         {dropped} dropped; peak heap {peak:.1} MB"
+         {dropped} dropped; peak heap {peak:.1} MB; hard-limit waits {}",
+        gc_core::stats().limit_waits.count,
     );
     assert_eq!(
         counters.corrupt_drops.load(Ordering::SeqCst),

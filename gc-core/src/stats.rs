@@ -125,6 +125,13 @@ pub struct GcStats {
     pub assists: Histogram,
     /// Sweeping time per cycle (the part the collector does).
     pub sweep: Histogram,
+    /// Waits of allocating threads at the hard limit (a whole allowance allocated past the
+    /// trigger while a cycle had not finished), each until the cycle ended or the thread gave
+    /// up. Zero when marking, sweeping and drops keep up.
+    pub limit_waits: Histogram,
+    /// Hard-limit waits given up because the collector made no progress for 2 ms (it may have
+    /// been inside a `Drop` that needs a lock the waiting thread held).
+    pub limit_give_ups: u64,
     /// The longest pause of the last cycle.
     pub last_pause: Duration,
     /// The last completed cycle on its own.
@@ -178,10 +185,18 @@ impl fmt::Display for GcStats {
             "mark / sweep      p50 {:?} / {:?}  max {:?} / {:?}",
             self.mark.p50, self.sweep.p50, self.mark.max, self.sweep.max
         )?;
-        write!(
+        writeln!(
             f,
             "mark assists      {} taking {:?} (max {:?})",
             self.assists.count, self.assists.total, self.assists.max
+        )?;
+        write!(
+            f,
+            "hard-limit waits  {} taking {:?} (max {:?}), {} given up",
+            self.limit_waits.count,
+            self.limit_waits.total,
+            self.limit_waits.max,
+            self.limit_give_ups
         )
     }
 }

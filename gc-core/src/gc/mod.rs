@@ -58,6 +58,8 @@ struct CycleLog {
     marks: Samples,
     sweeps: Samples,
     assists: Samples,
+    limit_waits: Samples,
+    limit_give_ups: u64,
     last_pause: Duration,
     last_cycle: CycleStats,
     /// Assist time during the cycle in progress.
@@ -335,6 +337,7 @@ impl Collector {
     /// `Drop` (of this cycle, or of the last one, run at this cycle's sweep termination) that
     /// needs a lock this thread holds: waiting for it would deadlock.
     fn wait_at_hard_limit(&self, want: u64) {
+        let start = Instant::now();
         let me = crate::sync::thread::current();
         let progress = || {
             self.heap.sweep_progress()
@@ -342,11 +345,11 @@ impl Collector {
                 + self.completed.load(Ordering::Relaxed)
         };
         let (mut seen, mut idle) = (progress(), 0);
-        loop {
+        let gave_up = loop {
             {
                 let mut d = self.driver.lock();
                 if d.done >= want {
-                    break;
+                    break false;
                 }
                 d.waiters.push(me.clone());
             }
@@ -361,11 +364,14 @@ impl Collector {
             idle += 1;
             // A seeded mutant for the loom models: wait for the cycle's end whatever happens.
             if idle >= LIMIT_WAIT_PATIENCE && !cfg!(gc_core_mutant = "sweepwait") {
-                break;
+                break true;
             }
-        }
+        };
         // Not left behind for the cycle's end to unpark (harmless, but a wasted wake-up).
         self.driver.lock().waiters.retain(|w| w.id() != me.id());
+        let mut log = self.log.lock();
+        log.limit_waits.record(start.elapsed());
+        log.limit_give_ups += u64::from(gave_up);
     }
 
     /// Asks the collector thread for a cycle unless one is running or asked for; returns the
@@ -723,6 +729,8 @@ impl Collector {
             mark: log.marks.histogram(),
             assists: log.assists.histogram(),
             sweep: log.sweeps.histogram(),
+            limit_waits: log.limit_waits.histogram(),
+            limit_give_ups: log.limit_give_ups,
             last_pause: log.last_pause,
             last_cycle: log.last_cycle,
         }

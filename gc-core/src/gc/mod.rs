@@ -351,7 +351,9 @@ impl Collector {
                 if d.done >= want {
                     break false;
                 }
-                d.waiters.push(me.clone());
+                if !d.waiters.iter().any(|w| w.id() == me.id()) {
+                    d.waiters.push(me.clone());
+                }
             }
             // Sweeping spans needs no user code (and while marking, nothing is unswept).
             while self.heap.sweep_one() {}

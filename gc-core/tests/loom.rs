@@ -13,27 +13,32 @@
 //! | [`c_rooted_drop_races_root_enumeration`] | the drop barrier of a rooted handle against root enumeration | `barrier` |
 //! | [`d_handle_sent_to_another_thread_during_a_cycle`] | a rooted handle moved to a new thread, which loads through it and drops it, during a cycle | `barrier` |
 //! | [`e_allocation_straddles_a_new_sweep_generation`] | two allocations needing a span against the publication of a new sweep generation (the parity of the span lists) | `relist` |
+//! | [`f_hard_limit_wait_vs_a_drop_that_needs_the_waiters_lock`] | an allocating thread past the hard limit, waiting for the cycle's end (`wait_at_hard_limit`), against the collector thread's drops, one of which needs a lock that thread holds | `sweepwait` |
 //!
 //! Mutants (`--cfg gc_core_mutant="…"`): `barrier` makes `gc::barrier::shade` do nothing;
 //! `handshake` skips mark termination's handshake; `relist` drops a span that an allocation
 //! straddling a new sweep generation popped and could not claim, instead of putting it back
-//! (the first version's lost-span bug). Built with a mutant, the models that must catch it
-//! expect the failure (`should_panic`) and the others are not run; `.ci/run` runs every build.
+//! (the first version's lost-span bug); `sweepwait` makes a thread past the hard limit wait for
+//! the end of the cycle whatever happens, instead of giving up after two wait slices in which
+//! the collector did not move on. Built with a mutant, the models that must catch it expect the
+//! failure (`should_panic`) and the others are not run; `.ci/run` runs every build.
 //!
 //! What a failure looks like: every object carries a [`Canary`] whose drop sets a flag. A model
 //! fails when an object it can still reach was dropped (swept: invariant I1), or, in model (c),
 //! when an object reachable at mark setup was dropped by that same cycle (its mark bit was not
-//! set: invariant I2, snapshot-at-the-beginning), or when loom itself reports a data race or
-//! a causality violation. Each model prints its execution count (also when an execution
-//! fails).
+//! set: invariant I2, snapshot-at-the-beginning), or, in model (f), when an execution cannot
+//! finish (a deadlock, or a thread that waits in a loop forever: loom's maximum number of
+//! branches), or when loom itself reports a data race or a causality violation. Each model
+//! prints its execution count (also when an execution fails).
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use gc_core::gc::loom_hooks::Cycle;
-use gc_core::{Gc, GcSlot, Trace};
+use gc_core::gc::loom_hooks::{self, CollectorThread, Cycle};
+use gc_core::gc::phase::Phase;
+use gc_core::{Gc, GcConfig, GcSlot, Trace};
 use loom::sync::mpsc;
 use loom::thread;
 
@@ -147,7 +152,11 @@ fn model(name: &'static str, f: impl Fn() + Sync + Send + 'static) {
     should_panic(expected = "a reachable object was dropped")
 )]
 #[cfg_attr(
-    any(gc_core_mutant = "handshake", gc_core_mutant = "relist"),
+    any(
+        gc_core_mutant = "handshake",
+        gc_core_mutant = "relist",
+        gc_core_mutant = "sweepwait"
+    ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
 fn a_slot_store_races_mark_setup() {
@@ -179,7 +188,11 @@ fn a_slot_store_races_mark_setup() {
     should_panic(expected = "a reachable object was dropped")
 )]
 #[cfg_attr(
-    any(gc_core_mutant = "barrier", gc_core_mutant = "relist"),
+    any(
+        gc_core_mutant = "barrier",
+        gc_core_mutant = "relist",
+        gc_core_mutant = "sweepwait"
+    ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
 fn b_slot_load_races_mark_termination_and_sweep() {
@@ -212,7 +225,11 @@ fn b_slot_load_races_mark_termination_and_sweep() {
 #[test]
 #[cfg_attr(gc_core_mutant = "barrier", should_panic(expected = "was dropped"))]
 #[cfg_attr(
-    any(gc_core_mutant = "handshake", gc_core_mutant = "relist"),
+    any(
+        gc_core_mutant = "handshake",
+        gc_core_mutant = "relist",
+        gc_core_mutant = "sweepwait"
+    ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
 fn c_rooted_drop_races_root_enumeration() {
@@ -245,7 +262,11 @@ fn c_rooted_drop_races_root_enumeration() {
     should_panic(expected = "a reachable object was dropped")
 )]
 #[cfg_attr(
-    any(gc_core_mutant = "handshake", gc_core_mutant = "relist"),
+    any(
+        gc_core_mutant = "handshake",
+        gc_core_mutant = "relist",
+        gc_core_mutant = "sweepwait"
+    ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
 fn d_handle_sent_to_another_thread_during_a_cycle() {
@@ -336,7 +357,11 @@ impl<T: Send + 'static> Gated<T> {
     should_panic(expected = "a reachable object was dropped")
 )]
 #[cfg_attr(
-    any(gc_core_mutant = "barrier", gc_core_mutant = "handshake"),
+    any(
+        gc_core_mutant = "barrier",
+        gc_core_mutant = "handshake",
+        gc_core_mutant = "sweepwait"
+    ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
 fn e_allocation_straddles_a_new_sweep_generation() {
@@ -365,5 +390,103 @@ fn e_allocation_straddles_a_new_sweep_generation() {
             "a reachable object was dropped"
         );
         drop(x);
+    });
+}
+
+/// An object whose drop takes a lock: the drop of a dead one, run by the collector thread,
+/// waits for whoever holds it.
+#[derive(Trace)]
+#[gc(no_scan)]
+struct Locked {
+    lock: Arc<loom::sync::Mutex<()>>,
+    _canary: Canary,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        drop(self.lock.lock().unwrap());
+    }
+}
+
+/// An object of the 2560-byte size class, whose spans are 40 KiB (16 objects): the allocation
+/// that takes such a span for a thread cache moves the pacer's clock 40 KiB at once. Noscan,
+/// no drop glue.
+#[derive(Trace)]
+#[gc(no_scan)]
+struct Wide {
+    _pad: [u64; 300],
+}
+
+/// (f) A thread past the hard limit holds a lock that a drop of the cycle it waits for needs.
+///
+/// With a background collector thread (the real `background_loop`, started by
+/// [`CollectorThread`]) and GOGC on, the main thread allocates a [`Leaf`] and a [`Locked`]
+/// object and drops them: garbage (16 KiB of the pacer's clock: a span of 16-byte slots, one
+/// of 24-byte slots). A mutator takes the `Locked` object's lock, then allocates a [`Wide`]
+/// object, which carries the clock from below the trigger (`min_heap`, 24 KiB) to past the
+/// hard limit (48 KiB): `pace_background` asks for cycle 1 and waits for it to end, helping
+/// sweep, for as long as the collector moves on (`wait_at_hard_limit`: mark work, spans swept,
+/// drops run). The collector thread's sweep of cycle 1 runs the two drops (the leaf's makes
+/// progress, in either order), and the `Locked` one blocks on the lock: nothing moves any
+/// more, so the mutator must give up waiting after two slices without progress (under loom a
+/// timed park is a yield), return from its allocation and release the lock; then the drop,
+/// and the cycle, finish.
+///
+/// What a failure looks like: a wait for the cycle's end whatever happens is a deadlock, which
+/// loom reports as a model past its maximum number of branches (the mutator's endless
+/// park-and-look loop, with the collector thread blocked on the lock and the main thread on
+/// the join). The mutator also checks, before it releases the lock, that its allocation
+/// waited past the mark (the phase is `Sweeping`): the sizes above are what reach the hard
+/// limit, and a model that stopped reaching it would fail there rather than pass unchecked.
+#[test]
+#[cfg_attr(
+    gc_core_mutant = "sweepwait",
+    should_panic(expected = "Model exceeded maximum number of branches")
+)]
+#[cfg_attr(
+    any(
+        gc_core_mutant = "barrier",
+        gc_core_mutant = "handshake",
+        gc_core_mutant = "relist"
+    ),
+    ignore = "not this model's mutant (the model passes with it)"
+)]
+fn f_hard_limit_wait_vs_a_drop_that_needs_the_waiters_lock() {
+    model("f (hard-limit wait vs a drop needing its lock)", || {
+        let mut config = GcConfig::default();
+        config.background = true;
+        config.gogc = Some(100);
+        config.min_heap = 24 << 10;
+        let collector = CollectorThread::start(config);
+        let lock = Arc::new(loom::sync::Mutex::new(()));
+        let garbage = leaf();
+        let leaf_dropped = garbage.canary.0.clone();
+        drop(garbage);
+        let canary = Canary::new();
+        let locked_dropped = canary.0.clone();
+        drop(Gc::new(Locked {
+            lock: lock.clone(),
+            _canary: canary,
+        }));
+        let mutator = thread::spawn(move || {
+            let held = lock.lock().unwrap();
+            let wide = Gc::new(Wide { _pad: [0; 300] });
+            // The allocation waited past cycle 1's mark, and the drop cannot have run.
+            assert_eq!(
+                loom_hooks::phase(),
+                Phase::Sweeping,
+                "the allocation past the hard limit did not wait past the mark"
+            );
+            drop(held);
+            drop(wide);
+        });
+        mutator.join().unwrap();
+        // The collector thread ends cycle 1, the only one asked for, before it exits.
+        collector.stop();
+        assert!(
+            leaf_dropped.load(Ordering::Relaxed) && locked_dropped.load(Ordering::Relaxed),
+            "a garbage object was not dropped by the cycle"
+        );
+        assert_eq!(gc_core::stats().cycles, 1, "one cycle, the mutator's");
     });
 }

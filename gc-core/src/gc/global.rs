@@ -52,12 +52,26 @@ pub(crate) fn collector() -> &'static Collector {
     &COLLECTOR
 }
 
-/// Under loom: the settings every execution's collector starts from (the last `configure`d,
-/// else `GcConfig::default()`, whose loom values suit models: no background thread, no
-/// automatic cycles, one mark worker). The environment is not read.
+/// Under loom: the settings every execution's collector starts from (this execution's from
+/// `loom_hooks::CollectorThread::start`, else the last `configure`d, else
+/// `GcConfig::default()`, whose loom values suit models: no background thread, no automatic
+/// cycles, one mark worker). The environment is not read.
 #[cfg(loom)]
 fn pending_config() -> GcConfig {
-    PENDING_CONFIG.lock().clone().unwrap_or_default()
+    EXECUTION_CONFIG
+        .lock()
+        .take()
+        .or_else(|| PENDING_CONFIG.lock().clone())
+        .unwrap_or_default()
+}
+
+// Under loom: settings for this execution's collector only, taken when it is built (a model
+// that sets them for one execution must not change those of the models running beside it, as
+// `configure` would).
+#[cfg(loom)]
+loom::lazy_static! {
+    pub(crate) static ref EXECUTION_CONFIG: crate::sync::Mutex<Option<GcConfig>> =
+        crate::sync::Mutex::new(None);
 }
 
 #[cfg(not(loom))]

@@ -81,6 +81,10 @@ struct Driver {
     failed: Vec<(u64, String)>,
     /// Threads waiting for a cycle to end.
     waiters: Vec<Thread>,
+    /// Under loom: the collector thread exits once no cycle is asked for
+    /// (`loom_hooks::CollectorThread::stop`: every loom thread must end with its execution).
+    #[cfg(loom)]
+    exit: bool,
 }
 
 /// A collector: a heap plus the machinery that runs cycles on it. The process has one
@@ -220,6 +224,10 @@ impl Collector {
             let n = {
                 let mut d = self.driver.lock();
                 while d.wanted <= d.done {
+                    #[cfg(loom)]
+                    if d.exit {
+                        return;
+                    }
                     drop(d);
                     crate::sync::thread::park();
                     d = self.driver.lock();
@@ -286,7 +294,7 @@ impl Collector {
 
     /// An allocating thread past the trigger, with a background collector: asks for a cycle,
     /// pays its allocation's debt to the mark in progress with a mark assist (`pacer.rs`), and
-    /// waits for the mark only past the hard limit.
+    /// waits for the cycle only past the hard limit (`wait_at_hard_limit`).
     fn pace_background(&self, thread: &Thread) {
         let allocated = self.heap.allocated_bytes();
         let trigger = self.trigger.load(Ordering::Relaxed);
@@ -745,6 +753,7 @@ impl Collector {
 #[doc(hidden)]
 pub mod loom_hooks {
     use super::{global, CycleRun};
+    use crate::config::GcConfig;
     use crate::sync::MutexGuard;
 
     /// One collection cycle of this model execution's collector, run step by step by the real
@@ -799,6 +808,45 @@ pub mod loom_hooks {
             self.next(5);
             let run = self.run.take().expect("swept once");
             global::collector().sweep(run);
+        }
+    }
+
+    /// This model execution's collector phase, for models that check how far a cycle got.
+    pub fn phase() -> super::Phase {
+        super::phase().load()
+    }
+
+    /// This model execution's background collector thread (`Collector::background_loop`, the
+    /// real one), for models of what waits for it.
+    #[derive(Debug)]
+    pub struct CollectorThread {
+        thread: loom::thread::JoinHandle<()>,
+    }
+
+    impl CollectorThread {
+        /// Builds this execution's collector with `config` (its other models keep theirs) and
+        /// starts its collector thread, as the first use of a background collector would.
+        /// Panics if the execution has already used its collector. `config.background` should
+        /// be on: otherwise nothing asks this thread for a cycle.
+        pub fn start(config: GcConfig) -> CollectorThread {
+            *global::EXECUTION_CONFIG.lock() = Some(config.clone());
+            let c = global::collector();
+            assert!(
+                c.config == config && global::EXECUTION_CONFIG.lock().is_none(),
+                "loom_hooks::CollectorThread::start: this execution's collector already existed"
+            );
+            let thread = loom::thread::spawn(|| global::collector().background_loop());
+            c.collector_thread
+                .set(Some(thread.thread().clone()))
+                .expect("the collector thread had already started");
+            CollectorThread { thread }
+        }
+
+        /// Lets the thread run the cycles asked for so far, then makes it exit and joins it.
+        pub fn stop(self) {
+            global::collector().driver.lock().exit = true;
+            self.thread.thread().unpark();
+            self.thread.join().expect("the collector thread panicked");
         }
     }
 }

@@ -336,36 +336,33 @@ impl Collector {
 
     /// An allocating thread that has allocated a whole allowance past the trigger waits for
     /// cycle `want` to end (its mark, its sweep and the drops it queued: what it found dead comes
-    /// back only then), helping with the sweep, which runs no user code. So a collector thread
-    /// short of CPU cannot let allocation run away from it.
+    /// back only then). So a collector thread short of CPU cannot let allocation run away from
+    /// it. (It does not help sweep meanwhile: that made loom model (f) seven times larger, for
+    /// little, since the sweep proper takes milliseconds where the drops take the time.)
     ///
-    /// The wait goes on only while the collector moves on (mark work, spans swept, drops run,
-    /// cycles ended): after [`LIMIT_WAIT_PATIENCE`] slices of [`LIMIT_WAIT_SLICE`] without, the
+    /// The wait goes on only while the collector moves on (mark work, spans swept, drops run):
+    /// after [`LIMIT_WAIT_PATIENCE`] slices of [`LIMIT_WAIT_SLICE`] without, the
     /// thread gives up and goes on allocating. The collector thread may be stuck in a user
     /// `Drop` (of this cycle, or of the last one, run at this cycle's sweep termination) that
     /// needs a lock this thread holds: waiting for it would deadlock.
     fn wait_at_hard_limit(&self, want: u64) {
         let start = Instant::now();
         let me = crate::sync::thread::current();
-        let progress = || {
-            self.heap.sweep_progress()
-                + self.pacer.work_done()
-                + self.completed.load(Ordering::Relaxed)
-        };
+        {
+            let mut d = self.driver.lock();
+            if d.done >= want {
+                return;
+            }
+            // Woken when the cycle ends (else a slice later).
+            d.waiters.push(me.clone());
+        }
+        let progress = || self.heap.sweep_progress() + self.pacer.work_done();
         let (mut seen, mut idle) = (progress(), 0);
         let gave_up = loop {
-            {
-                let mut d = self.driver.lock();
-                if d.done >= want {
-                    break false;
-                }
-                if !d.waiters.iter().any(|w| w.id() == me.id()) {
-                    d.waiters.push(me.clone());
-                }
-            }
-            // Sweeping spans needs no user code (and while marking, nothing is unswept).
-            while self.heap.sweep_one() {}
             crate::sync::thread::park_timeout(LIMIT_WAIT_SLICE);
+            if self.driver.lock().done >= want {
+                break false;
+            }
             let now = progress();
             if now != seen {
                 (seen, idle) = (now, 0);
@@ -377,8 +374,10 @@ impl Collector {
                 break true;
             }
         };
-        // Not left behind for the cycle's end to unpark (harmless, but a wasted wake-up).
-        self.driver.lock().waiters.retain(|w| w.id() != me.id());
+        if gave_up {
+            // Not left behind for the cycle's end to unpark (harmless, but a wasted wake-up).
+            self.driver.lock().waiters.retain(|w| w.id() != me.id());
+        }
         let mut log = self.log.lock();
         log.limit_waits.record(start.elapsed());
         log.limit_give_ups += u64::from(gave_up);
@@ -809,11 +808,6 @@ pub mod loom_hooks {
             let run = self.run.take().expect("swept once");
             global::collector().sweep(run);
         }
-    }
-
-    /// This model execution's collector phase, for models that check how far a cycle got.
-    pub fn phase() -> super::Phase {
-        super::phase().load()
     }
 
     /// This model execution's background collector thread (`Collector::background_loop`, the

@@ -4,18 +4,25 @@
 //! any test running beside it of cycles (and `configure` is process-wide).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, Once};
 use std::thread;
 use std::time::Duration;
 
 use gc_core::{Gc, GcConfig, Trace};
 
+/// The tests of this binary run one at a time: the first holds the collector thread up.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// A small allowance (GOGC = 5 over a 256 KiB minimum heap), so the hard limit comes soon.
-fn setup() {
-    let mut c = GcConfig::from_env();
-    c.gogc = Some(5);
-    c.min_heap = 256 << 10;
-    gc_core::configure(c).expect("configure comes before any other use of gc-core");
+fn setup() -> MutexGuard<'static, ()> {
+    static CONFIGURE: Once = Once::new();
+    CONFIGURE.call_once(|| {
+        let mut c = GcConfig::from_env();
+        c.gogc = Some(5);
+        c.min_heap = 256 << 10;
+        gc_core::configure(c).expect("configure comes before any other use of gc-core");
+    });
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Taken by [`NeedsLock`]'s drop; held by the allocating thread of the test below.
@@ -46,7 +53,7 @@ impl Drop for NeedsLock {
 /// the cycle's end regardless, it never would).
 #[test]
 fn a_thread_past_the_hard_limit_goes_on_when_a_drop_needs_its_lock() {
-    setup();
+    let _one = setup();
     let before = gc_core::stats();
     let blocked = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicUsize::new(0));
@@ -92,5 +99,32 @@ fn a_thread_past_the_hard_limit_goes_on_when_a_drop_needs_its_lock() {
     assert!(
         after.limit_give_ups > before.limit_give_ups,
         "the allocating thread went on without giving up a wait at the hard limit: {after}"
+    );
+}
+
+/// Large objects (over 32 KiB, a span each) move the pacer's clock like small ones: a program
+/// that allocates only large objects has its garbage collected by automatic cycles, and the
+/// heap stays near its allowance.
+#[test]
+fn large_objects_alone_start_cycles() {
+    let _one = setup();
+    let before = gc_core::stats();
+    let mut peak = 0;
+    for i in 0..4096u64 {
+        // 256 MiB in all, each object garbage at once.
+        drop(Gc::new([i as u8; 64 << 10]));
+        if i % 64 == 0 {
+            peak = peak.max(gc_core::stats().heap_bytes);
+        }
+    }
+    let after = gc_core::stats();
+    assert!(
+        after.cycles > before.cycles + 8,
+        "256 MiB of large objects started {} cycles",
+        after.cycles - before.cycles
+    );
+    assert!(
+        peak < 64 << 20,
+        "the heap reached {peak} bytes with 64 KiB of it live"
     );
 }

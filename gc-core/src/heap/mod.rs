@@ -1219,6 +1219,10 @@ impl HeapShared {
         counters
             .large_bytes_allocated
             .fetch_add(span.bytes() as u64, Ordering::Relaxed);
+        // The pacer's clock: without this, a program allocating only large objects would
+        // never start a cycle.
+        self.bytes_allocated
+            .fetch_add(span.bytes() as u64, Ordering::Relaxed);
         let start = span.start();
         self.central.push_swept(class, s, sg, Fullness::Full);
         Ok(start)

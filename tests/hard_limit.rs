@@ -4,7 +4,8 @@
 //! any test running beside it of cycles (and `configure` is process-wide).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, Once};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::thread;
 use std::time::Duration;
 
@@ -87,10 +88,20 @@ fn a_thread_past_the_hard_limit_goes_on_when_a_drop_needs_its_lock() {
         drop(guard);
         tx.send(()).unwrap();
     });
-    rx.recv_timeout(Duration::from_secs(120)).expect(
-        "the allocating thread is stuck past the hard limit, waiting for a drop that needs a \
-         lock it holds",
-    );
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(()) => {}
+        // The worker panicked: its message is in the join.
+        Err(RecvTimeoutError::Disconnected) => panic!("{:?}", worker.join()),
+        Err(RecvTimeoutError::Timeout) => {
+            // A panic would leave the worker and the collector thread stuck, and the other
+            // test of this binary waiting behind them: end the process.
+            eprintln!(
+                "the allocating thread is stuck past the hard limit, waiting for a drop that \
+                 needs a lock it holds"
+            );
+            std::process::exit(101);
+        }
+    }
     worker.join().unwrap();
     gc_core::collect();
     assert!(blocked.load(Ordering::SeqCst) > 0);

@@ -423,8 +423,8 @@ struct Wide {
 /// object and drops them: garbage (16 KiB of the pacer's clock: a span of 16-byte slots, one
 /// of 24-byte slots). A mutator takes the `Locked` object's lock, then allocates a [`Wide`]
 /// object, which carries the clock from below the trigger (`min_heap`, 24 KiB) to past the
-/// hard limit (48 KiB): `pace_background` asks for cycle 1 and waits for it to end, helping
-/// sweep, for as long as the collector moves on (`wait_at_hard_limit`: mark work, spans swept,
+/// hard limit (48 KiB): `pace_background` asks for cycle 1 and waits for it to end for as
+/// long as the collector moves on (`wait_at_hard_limit`: mark work, spans swept,
 /// drops run). The collector thread's sweep of cycle 1 runs the two drops (the leaf's makes
 /// progress, in either order), and the `Locked` one blocks on the lock: nothing moves any
 /// more, so the mutator must give up waiting after two slices without progress (under loom a

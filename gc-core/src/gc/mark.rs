@@ -33,6 +33,11 @@ use crate::trace::Tracer;
 /// Objects a marker takes from (or gives back to) the global queue at a time.
 const BATCH: usize = 512;
 
+/// Work after which a marker reports to the pacer even in the middle of a batch: a deep
+/// structure is traced within one batch, and both the background credit and the hard-limit
+/// wait's view of progress (`Collector::wait_at_hard_limit`) should not wait for its end.
+const REPORT_EVERY: u64 = 4096;
+
 /// Grey objects a marker has popped and prefetched but not traced yet, when its stack is deep
 /// ([`DEEP`]): tracing reads each object's header first, which in a large, scattered heap is
 /// a cache miss; popping a few objects ahead and prefetching them overlaps those misses (a
@@ -163,6 +168,10 @@ impl<'h> Marker<'h> {
                 m.scan(obj, &mut last, deep);
                 traced += 1;
                 m.work += 1;
+                if m.work >= REPORT_EVERY {
+                    m.pacer.record(m.work, m.background);
+                    m.work = 0;
+                }
                 if traced >= budget {
                     m.mark_edges_in_flight();
                     break;

@@ -48,7 +48,8 @@ use phase::{phase, Phase};
 /// (`Collector::wait_at_hard_limit`)...
 const LIMIT_WAIT_SLICE: Duration = Duration::from_millis(1);
 
-/// ...and gives up after this many slices in a row in which the collector made no progress.
+/// ...and gives up once the collector has made no progress for this many slices (in time;
+/// under loom, which has no time, in slices: each is a yield there).
 const LIMIT_WAIT_PATIENCE: u32 = 2;
 
 /// Per-cycle bookkeeping.
@@ -336,13 +337,15 @@ impl Collector {
 
     /// An allocating thread that has allocated a whole allowance past the trigger waits for
     /// cycle `want` to end (its mark, its sweep and the drops it queued: what it found dead comes
-    /// back only then). So a collector thread short of CPU cannot let allocation run away from
-    /// it. (It does not help sweep meanwhile: that made loom model (f) seven times larger, for
-    /// little, since the sweep proper takes milliseconds where the drops take the time.)
+    /// back only then). So a collector thread short of CPU slows allocation down to its own
+    /// pace instead of letting it run ahead. (The thread does not help sweep meanwhile: that
+    /// made loom model (f) seven times larger, for little, since the sweep proper takes
+    /// milliseconds where the drops take the time.)
     ///
     /// The wait goes on only while the collector moves on (mark work, spans swept, drops run):
-    /// after [`LIMIT_WAIT_PATIENCE`] slices of [`LIMIT_WAIT_SLICE`] without, the
-    /// thread gives up and goes on allocating. The collector thread may be stuck in a user
+    /// after [`LIMIT_WAIT_PATIENCE`] × [`LIMIT_WAIT_SLICE`] without, the thread gives up and
+    /// goes on allocating (a collector descheduled that long counts as stuck: the limit is
+    /// then a brake on allocation, not a bound). The collector thread may be stuck in a user
     /// `Drop` (of this cycle, or of the last one, run at this cycle's sweep termination) that
     /// needs a lock this thread holds: waiting for it would deadlock.
     fn wait_at_hard_limit(&self, want: u64) {
@@ -357,7 +360,7 @@ impl Collector {
             d.waiters.push(me.clone());
         }
         let progress = || self.heap.sweep_progress() + self.pacer.work_done();
-        let (mut seen, mut idle) = (progress(), 0);
+        let (mut seen, mut idle, mut since) = (progress(), 0, Instant::now());
         let gave_up = loop {
             crate::sync::thread::park_timeout(LIMIT_WAIT_SLICE);
             if self.driver.lock().done >= want {
@@ -365,12 +368,15 @@ impl Collector {
             }
             let now = progress();
             if now != seen {
-                (seen, idle) = (now, 0);
+                (seen, idle, since) = (now, 0, Instant::now());
                 continue;
             }
             idle += 1;
+            // Counted in time: a park can return early (a stale unpark).
+            let stalled = idle >= LIMIT_WAIT_PATIENCE
+                && (cfg!(loom) || since.elapsed() >= LIMIT_WAIT_SLICE * LIMIT_WAIT_PATIENCE);
             // A seeded mutant for the loom models: wait for the cycle's end whatever happens.
-            if idle >= LIMIT_WAIT_PATIENCE && !cfg!(gc_core_mutant = "sweepwait") {
+            if stalled && !cfg!(gc_core_mutant = "sweepwait") {
                 break true;
             }
         };

@@ -27,7 +27,8 @@ use crate::sync::atomic::{AtomicU64, Ordering};
 const REMAINING_FLOOR_DIVISOR: u64 = 32;
 
 /// The pacer's state for the mark in progress. Allocated-bytes values are the heap's
-/// `allocated_bytes()` clock, which only grows while marking runs (no sweep frees meanwhile).
+/// `allocated_bytes()` clock, which grows while marking runs (no sweep frees meanwhile; only
+/// the caches' flush at mark setup takes back the slots they had not handed out).
 #[derive(Debug, Default)]
 pub(crate) struct AssistPacer {
     /// Allocation up to this clock value has paid its assist debt.

@@ -422,10 +422,11 @@ struct Wide {
 /// [`CollectorThread`]) and GOGC on, the main thread allocates a [`Leaf`] and a [`Locked`]
 /// object and drops them: garbage (16 KiB of the pacer's clock: a span of 16-byte slots, one
 /// of 24-byte slots). A mutator takes the `Locked` object's lock, then allocates a [`Wide`]
-/// object, which carries the clock from below the trigger (`min_heap`, 24 KiB) to past the
-/// hard limit (48 KiB): `pace_background` asks for cycle 1 and waits for it to end for as
-/// long as the collector moves on (`wait_at_hard_limit`: mark work, spans swept,
-/// drops run). The collector thread's sweep of cycle 1 runs the two drops (the leaf's makes
+/// object (a 40 KiB span), which carries the clock from below the trigger (`min_heap`,
+/// 18 KiB) past the hard limit (36 KiB) and past the limit one allowance further on (54 KiB)
+/// from which the wait covers the sweep and drops too: `pace_background` asks for cycle 1 and
+/// waits for it to end for as long as the collector moves on (`wait_at_hard_limit`: mark
+/// work, spans swept, drops run). The collector thread's sweep of cycle 1 runs the two drops (the leaf's makes
 /// progress, in either order), and the `Locked` one blocks on the lock: nothing moves any
 /// more, so the mutator must give up waiting after two slices without progress (under loom a
 /// timed park is a yield), return from its allocation and release the lock; then the drop,
@@ -436,8 +437,9 @@ struct Wide {
 /// park-and-look loop, with the collector thread blocked on the lock and the main thread on
 /// the join). The mutator also checks, before it releases the lock, that its allocation
 /// waited at the hard limit and gave up (`GcStats::limit_waits`, `limit_give_ups`; where it
-/// gives up depends on the interleaving: in the mark, at its termination, or in the sweep): the sizes above are what reach the hard
-/// limit, and a model that stopped reaching it would fail there rather than pass unchecked.
+/// gives up depends on the interleaving: in the mark, at its termination, or in the sweep):
+/// the sizes above are what reach the limits, and a model that stopped reaching them would
+/// fail there rather than pass unchecked.
 #[test]
 #[cfg_attr(
     gc_core_mutant = "sweepwait",
@@ -456,7 +458,7 @@ fn f_hard_limit_wait_vs_a_drop_that_needs_the_waiters_lock() {
         let mut config = GcConfig::default();
         config.background = true;
         config.gogc = Some(100);
-        config.min_heap = 24 << 10;
+        config.min_heap = 18 << 10;
         let collector = CollectorThread::start(config);
         let lock = Arc::new(loom::sync::Mutex::new(()));
         let garbage = leaf();

@@ -78,6 +78,8 @@ struct Driver {
     done: u64,
     /// Whether the collector thread is running a cycle (numbered `done + 1`).
     running: bool,
+    /// The number of the last cycle whose mark has ended (its sweep has begun).
+    marked: u64,
     /// Recently abandoned cycles and their panic messages.
     failed: Vec<(u64, String)>,
     /// Threads waiting for a cycle to end.
@@ -329,16 +331,21 @@ impl Collector {
                 self.assist(usize::try_from(budget).unwrap_or(usize::MAX));
             }
         }
-        if allocated >= self.hard_limit.load(Ordering::Relaxed) {
+        let hard_limit = self.hard_limit.load(Ordering::Relaxed);
+        if allocated >= hard_limit {
             let want = want.unwrap_or_else(|| self.want_cycle(thread));
-            self.wait_at_hard_limit(want);
+            // One allowance further on, the wait covers the sweep and the drops too.
+            let sweep_limit = hard_limit.saturating_add(growth);
+            self.wait_at_hard_limit(want, allocated >= sweep_limit);
         }
     }
 
     /// An allocating thread that has allocated a whole allowance past the trigger waits for
-    /// cycle `want` to end (its mark, its sweep and the drops it queued: what it found dead comes
-    /// back only then). So a collector thread short of CPU slows allocation down to its own
-    /// pace instead of letting it run ahead. (The thread does not help sweep meanwhile: that
+    /// cycle `want`'s mark to end, and one allowance further on (`whole`) for the cycle to end:
+    /// its sweep and the drops it queued, since what it found dead comes back only then. So a
+    /// collector thread short of CPU slows allocation down to its own pace instead of letting
+    /// it run ahead, while a collector that keeps up (whose drops take less than an allowance
+    /// of allocation) holds no one up for its drops. (The thread does not help sweep meanwhile: that
     /// made loom model (f) seven times larger, for little, since the sweep proper takes
     /// milliseconds where the drops take the time.)
     ///
@@ -348,22 +355,23 @@ impl Collector {
     /// then a brake on allocation, not a bound). The collector thread may be stuck in a user
     /// `Drop` (of this cycle, or of the last one, run at this cycle's sweep termination) that
     /// needs a lock this thread holds: waiting for it would deadlock.
-    fn wait_at_hard_limit(&self, want: u64) {
+    fn wait_at_hard_limit(&self, want: u64, whole: bool) {
         let start = Instant::now();
         let me = crate::sync::thread::current();
+        let over = |d: &Driver| d.done >= want || (!whole && d.marked >= want);
         {
             let mut d = self.driver.lock();
-            if d.done >= want {
+            if over(&d) {
                 return;
             }
-            // Woken when the cycle ends (else a slice later).
+            // Woken when the mark or the cycle ends (else a slice later).
             d.waiters.push(me.clone());
         }
         let progress = || self.heap.sweep_progress() + self.pacer.work_done();
         let (mut seen, mut idle, mut since) = (progress(), 0, Instant::now());
         let gave_up = loop {
             crate::sync::thread::park_timeout(LIMIT_WAIT_SLICE);
-            if self.driver.lock().done >= want {
+            if over(&self.driver.lock()) {
                 break false;
             }
             let now = progress();
@@ -557,6 +565,14 @@ impl Collector {
             cycle.pauses.record(longest_claim);
         }
         phase().set(Phase::Sweeping);
+        // Threads waiting at the hard limit for the mark may go on (`wait_at_hard_limit`).
+        let mut d = self.driver.lock();
+        if d.running {
+            d.marked = d.done + 1;
+            for w in d.waiters.drain(..) {
+                w.unpark();
+            }
+        }
     }
 
     /// Step 5: sweep, and run (or hand over) the drops of what died; then pacing and the

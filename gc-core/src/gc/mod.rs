@@ -345,9 +345,9 @@ impl Collector {
     /// its sweep and the drops it queued, since what it found dead comes back only then. So a
     /// collector thread short of CPU slows allocation down to its own pace instead of letting
     /// it run ahead, while a collector that keeps up (whose drops take less than an allowance
-    /// of allocation) holds no one up for its drops. (The thread does not help sweep meanwhile: that
-    /// made loom model (f) seven times larger, for little, since the sweep proper takes
-    /// milliseconds where the drops take the time.)
+    /// of allocation) holds no one up for its drops. (The thread does not help sweep
+    /// meanwhile: that made loom model (f) seven times larger, for little, since the sweep
+    /// proper takes milliseconds where the drops take the time.)
     ///
     /// The wait goes on only while the collector moves on (mark work, spans swept, drops run):
     /// after [`LIMIT_WAIT_PATIENCE`] × [`LIMIT_WAIT_SLICE`] without, the thread gives up and

@@ -1,9 +1,9 @@
 //! Mark-assist pacing (Go: `gcControllerState.revise` and `gcAssistAlloc`, simplified).
 //!
 //! Marking runs concurrently with allocation, and it must end before the heap outgrows its
-//! allowance: otherwise an allocating thread reaches the hard limit and waits for the cycle
-//! (`Collector::wait_at_hard_limit`), a step as long as the rest of the cycle. So allocation past the
-//! trigger pays for itself: while marking, an allocating thread looks at the pacer every
+//! allowance: otherwise an allocating thread reaches the hard limit and waits for the mark
+//! (`Collector::wait_at_hard_limit`), a step as long as the rest of the mark. So allocation
+//! past the trigger pays for itself: while marking, an allocating thread looks at the pacer every
 //! [`assist_step`] bytes (the trigger moves on by that much each time) and traces, as a mark
 //! assist, the share of the remaining mark work that those bytes stand for:
 //!

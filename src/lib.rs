@@ -50,6 +50,20 @@ pub fn peak_resident_bytes() -> Option<usize> {
     gc_core::heap::os::peak_resident_bytes()
 }
 
+/// Configures this process's collector, once, with a small allowance: GOGC = 5 over a 256 KiB
+/// minimum heap (the rest from the environment), so that marking, mark assists and the hard
+/// limit come into play after little allocation. For test binaries of their own (`configure`
+/// is process-wide); later calls do nothing.
+pub fn configure_small_allowance() {
+    static CONFIGURE: std::sync::Once = std::sync::Once::new();
+    CONFIGURE.call_once(|| {
+        let mut c = gc_core::GcConfig::from_env();
+        c.gogc = Some(5);
+        c.min_heap = 256 << 10;
+        gc_core::configure(c).expect("configure comes before any other use of gc-core");
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,24 +5,18 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use gc_core::{Gc, GcConfig, Trace};
+use gc_core::{Gc, Trace};
 
 /// The tests of this binary run one at a time: the first holds the collector thread up.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A small allowance (GOGC = 5 over a 256 KiB minimum heap), so the hard limit comes soon.
 fn setup() -> MutexGuard<'static, ()> {
-    static CONFIGURE: Once = Once::new();
-    CONFIGURE.call_once(|| {
-        let mut c = GcConfig::from_env();
-        c.gogc = Some(5);
-        c.min_heap = 256 << 10;
-        gc_core::configure(c).expect("configure comes before any other use of gc-core");
-    });
+    gc_core_workspace::configure_small_allowance();
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -10,20 +10,8 @@
 
 mod concurrent_support;
 
-use std::sync::Once;
-
 use concurrent_support as cs;
-use gc_core::GcConfig;
-
-fn setup() {
-    static CONFIGURE: Once = Once::new();
-    CONFIGURE.call_once(|| {
-        let mut c = GcConfig::from_env();
-        c.gogc = Some(5);
-        c.min_heap = 256 << 10;
-        gc_core::configure(c).expect("configure comes before any other use of gc-core");
-    });
-}
+use gc_core_workspace::configure_small_allowance as setup;
 
 #[test]
 fn assists_mark_while_mutators_churn_a_shared_graph() {

@@ -221,9 +221,9 @@ pub(crate) struct HeapShared {
 /// give back half when theirs grows large (so another worker can help). Root enumeration is
 /// shared the same way: every marker (the collector, mark workers, assists) takes a few of the
 /// spans listed at mark setup at a time, when no grey object is queued, and queues their
-/// roots grey. `busy` counts
-/// markers holding a batch or root spans; marking can end only when the queue is empty, every
-/// root span has been handed out and nobody is busy (all read under the lock). An abandoned
+/// roots grey. `busy` counts markers holding a batch or root spans; marking can end only when
+/// the queue is empty, every root span has been handed out and nobody is busy (all read under
+/// the lock). An abandoned
 /// mark closes the queue: no marker takes another batch, and the collector waits for `busy` to
 /// reach zero before it clears the marks.
 #[derive(Default)]

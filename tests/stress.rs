@@ -202,28 +202,64 @@ fn verify_big(b: &Big, counters: &'static Counters) {
 }
 
 /// Calls `collect()` in a loop until `stop`; returns how many times.
-fn collector_loop(stop: &Arc<AtomicBool>) -> JoinHandle<u64> {
+/// What the test threads have done so far, for [`wait_until`]: the runner does not stop them
+/// before every thread has done some work and the collecting thread has finished a `collect()`.
+/// (Under valgrind, which runs one thread at a time, a thread may not get scheduled at all in
+/// the nominal duration.)
+#[derive(Default)]
+struct Progress {
+    /// Threads that have finished at least one operation or round.
+    started: AtomicU64,
+    /// `collect()`s finished by the collecting thread.
+    collects: AtomicU64,
+}
+
+impl Progress {
+    /// Called by a thread after its first operation or round.
+    fn started(&self) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Calls `gc_core::collect()` in a loop until `stop`; returns how many it finished.
+fn collector_loop(stop: &Arc<AtomicBool>, progress: &Arc<Progress>) -> JoinHandle<u64> {
     let stop = stop.clone();
+    let progress = progress.clone();
     thread::spawn(move || {
         let mut n = 0;
         while !stop.load(Ordering::Relaxed) {
             gc_core::collect();
             n += 1;
+            progress.collects.store(n, Ordering::SeqCst);
         }
         n
     })
 }
 
-/// Runs until the deadline, or until one of the threads has finished early (it failed).
-/// Returns the largest heap size (`stats().heap_bytes`) seen meanwhile, in MB.
+/// How long past the nominal duration [`wait_until`] waits for every thread to have started.
+const GRACE: Duration = Duration::from_secs(600);
+
+/// Runs until the deadline and until every thread has started and the collecting thread has
+/// finished a `collect()` (at most [`GRACE`] longer), or until one of the threads has finished
+/// early (it failed). Returns the largest heap size (`stats().heap_bytes`) seen meanwhile, in
+/// MB.
 fn wait_until(
     deadline: Instant,
     threads: &[JoinHandle<[u64; 3]>],
     collector: &JoinHandle<u64>,
+    progress: &Progress,
 ) -> f64 {
     let mut peak = 0;
     let mut next_sample = Instant::now();
-    while Instant::now() < deadline {
+    let all_started = || {
+        progress.started.load(Ordering::SeqCst) == threads.len() as u64
+            && progress.collects.load(Ordering::SeqCst) > 0
+    };
+    loop {
+        let now = Instant::now();
+        if now >= deadline + GRACE || (now >= deadline && all_started()) {
+            break;
+        }
         thread::sleep(Duration::from_millis(10));
         if threads.iter().any(|h| h.is_finished()) || collector.is_finished() {
             break;
@@ -579,10 +615,12 @@ fn eight_mutators_churn_a_shared_graph() {
     let cycles_before = gc_core::stats().cycles;
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let collector = collector_loop(&stop);
+    let progress = Arc::new(Progress::default());
+    let collector = collector_loop(&stop, &progress);
     let mutators: Vec<JoinHandle<[u64; 3]>> = (0..MUTATORS)
         .map(|m| {
             let sh = sh.clone();
+            let progress = progress.clone();
             thread::spawn(move || {
                 let mut me = Mutator {
                     rng: XorShift64Star::new(0xA11CE ^ (m + 1).wrapping_mul(0x1234_5678_9ABC)),
@@ -592,6 +630,8 @@ fn eight_mutators_churn_a_shared_graph() {
                     ops: 0,
                     visits: 0,
                 };
+                me.step(&sh, true);
+                progress.started();
                 while !sh.stop.load(Ordering::Relaxed) {
                     me.step(&sh, true);
                 }
@@ -600,7 +640,7 @@ fn eight_mutators_churn_a_shared_graph() {
         })
         .collect();
 
-    let peak = wait_until(start + stress_duration(), &mutators, &collector);
+    let peak = wait_until(start + stress_duration(), &mutators, &collector, &progress);
     sh.stop.store(true, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let (mut ops, mut visits, mut allocated) = (0, 0, maker.allocated);
@@ -618,7 +658,10 @@ fn eight_mutators_churn_a_shared_graph() {
         verify_node(n, counters);
         assert_eq!(n.id, i as u64);
     }
-    assert!(ops > 0 && explicit > 0);
+    assert!(
+        ops > 0 && explicit > 0,
+        "{ops} operations and {explicit} explicit collections in {elapsed:.2?}"
+    );
     assert!(counters.dropped.load(Ordering::SeqCst) <= allocated);
 
     drop(sh);
@@ -723,16 +766,24 @@ fn private_rings_survive_slot_reuse() {
     let cycles_before = gc_core::stats().cycles;
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let collector = collector_loop(&stop);
+    let progress = Arc::new(Progress::default());
+    let collector = collector_loop(&stop, &progress);
     let workers: Vec<JoinHandle<[u64; 3]>> = (0..THREADS)
         .map(|t| {
             let stop = stop.clone();
+            let progress = progress.clone();
             thread::spawn(move || {
                 let mut rng = XorShift64Star::new(0xB0B + t);
                 let mut maker = Maker::new(counters, t);
                 let mut rings: VecDeque<Ring> = VecDeque::new();
                 let (mut rounds, mut visits) = (0, 0);
-                while !stop.load(Ordering::Relaxed) {
+                loop {
+                    if rounds == 1 {
+                        progress.started();
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     if rings.len() >= WINDOW {
                         rings.pop_front();
                     }
@@ -747,7 +798,7 @@ fn private_rings_survive_slot_reuse() {
         })
         .collect();
 
-    let peak = wait_until(start + stress_duration(), &workers, &collector);
+    let peak = wait_until(start + stress_duration(), &workers, &collector, &progress);
     stop.store(true, Ordering::Relaxed);
     let (mut rounds, mut visits, mut allocated) = (0, 0, 0);
     for h in workers {
@@ -768,7 +819,10 @@ fn private_rings_survive_slot_reuse() {
          {cycles} cycles ({explicit} by the collecting thread); {allocated} objects allocated, \
          {dropped} dropped; peak heap {peak:.1} MB"
     );
-    assert!(rounds > 0);
+    assert!(
+        rounds > 0 && explicit > 0,
+        "{rounds} rounds and {explicit} explicit collections in {elapsed:.2?}"
+    );
     assert_eq!(counters.corrupt_drops.load(Ordering::SeqCst), 0);
     assert_eq!(
         dropped, allocated,

@@ -10,8 +10,9 @@
 //! Defaults: `gc`, 1,000,000 steps, 100,000 table nodes, 1 thread. `rc` runs the same steps
 //! with `Rc` + `RefCell` (single-threaded; it leaks every garbage pair), `arc` with `Arc` +
 //! `Mutex` edges (any thread count; leaks likewise). One line per run: steps/s, step latency
-//! (p50, p99, longest, steps ≥ 1 ms), peak RSS, nodes leaked after the table is dropped and a
-//! full collection; for gc-core also its cycles and the collector's handshake pauses.
+//! (p50, p99, longest, steps ≥ 1 ms and how many of those the OS preempted, the longest step
+//! not preempted), peak RSS, nodes leaked after the table is dropped and a full collection; for
+//! gc-core also its cycles and the collector's handshake pauses.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -147,6 +148,63 @@ impl Graph for ArcGraph {
 struct Run {
     latencies: Vec<Duration>,
     checksum: u64,
+    /// Steps of 1 ms or more during which this thread was preempted (see [`churn`]).
+    preempted: u64,
+    /// The longest step during which this thread was not preempted.
+    longest_own: Duration,
+}
+
+/// What the scheduler has done to the calling thread so far (`getrusage(RUSAGE_THREAD)`).
+#[derive(Clone, Copy)]
+struct Sched {
+    at: Instant,
+    /// CPU time used (user + system).
+    cpu: Duration,
+    /// Voluntary context switches: the thread blocked (in gc-core: a lock, a park).
+    voluntary: i64,
+    /// Involuntary ones: the scheduler gave the CPU to another task.
+    involuntary: i64,
+}
+
+impl Sched {
+    #[cfg(target_os = "linux")]
+    fn now() -> Sched {
+        let at = Instant::now();
+        // SAFETY: `getrusage` writes into the zeroed struct we pass and reads nothing else.
+        let u = unsafe {
+            let mut u: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_THREAD, &mut u);
+            u
+        };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        Sched {
+            at,
+            cpu: tv(u.ru_utime) + tv(u.ru_stime),
+            voluntary: u.ru_nvcsw as i64,
+            involuntary: u.ru_nivcsw as i64,
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn now() -> Sched {
+        Sched {
+            at: Instant::now(),
+            cpu: Duration::ZERO,
+            voluntary: 0,
+            involuntary: 0,
+        }
+    }
+
+    /// Whether a step of `d` that ended just now, since `self` was read, lost its time to
+    /// something outside the program: the thread was off the CPU for at least half the step,
+    /// and either the scheduler preempted it (an involuntary switch) or it never left the CPU
+    /// as far as the kernel knows (the hypervisor took the virtual CPU away).
+    fn step_lost_to_others(&self, now: &Sched, d: Duration) -> bool {
+        let off_cpu = (now.at - self.at).saturating_sub(now.cpu.saturating_sub(self.cpu));
+        let preempted = now.involuntary != self.involuntary;
+        let stolen = now.voluntary == self.voluntary && !preempted;
+        off_cpu >= d / 2 && (preempted || stolen)
+    }
 }
 
 /// The table: `live` nodes, each edge to a random table node.
@@ -161,11 +219,21 @@ fn build<G: Graph>(live: usize, rng: &mut XorShift64Star) -> Vec<G::Ptr> {
 }
 
 /// `steps` steps of the workload on `table`, each timed.
+///
+/// A step of 1 ms or more is counted as *preempted* if the thread was preempted (or, without
+/// any context switch, off the CPU) for at least half of it ([`Sched::step_lost_to_others`],
+/// from what `getrusage` says before and after; "before" is read after every step of 100 µs
+/// or more and every 256 steps, so a wait inside gc-core and a preemption rarely share a
+/// window). On a shared virtual machine even a real-time-priority
+/// thread is preempted now and then (Linux's deadline server gives ordinary tasks up to 50 ms
+/// per second) or has its virtual CPU descheduled by the hypervisor; such steps say nothing
+/// about the collector.
 fn churn<G: Graph>(table: &[G::Ptr], steps: u64, seed: u64) -> Run {
     let mut rng = XorShift64Star::new(seed);
     let n = table.len() as u64;
     let mut latencies = Vec::with_capacity(steps as usize);
     let mut checksum = 0u64;
+    let (mut sched, mut preempted, mut longest_own) = (Sched::now(), 0, Duration::ZERO);
     for step in 0..steps {
         let t = Instant::now();
         let node = &table[rng.below(n) as usize];
@@ -190,11 +258,25 @@ fn churn<G: Graph>(table: &[G::Ptr], steps: u64, seed: u64) -> Run {
         };
         checksum = checksum.wrapping_add(G::value(&target));
         G::set(node, edge, Some(target));
-        latencies.push(t.elapsed());
+        let d = t.elapsed();
+        latencies.push(d);
+        if d >= Duration::from_micros(100) || step % 256 == 0 {
+            let now = Sched::now();
+            if d >= Duration::from_millis(1) && sched.step_lost_to_others(&now, d) {
+                preempted += 1;
+            } else {
+                longest_own = longest_own.max(d);
+            }
+            sched = now;
+        } else {
+            longest_own = longest_own.max(d);
+        }
     }
     Run {
         latencies,
         checksum,
+        preempted,
+        longest_own,
     }
 }
 
@@ -226,6 +308,8 @@ where
         .flat_map(|r| r.latencies.iter().copied())
         .collect();
     let checksum = runs.iter().fold(0u64, |a, r| a.wrapping_add(r.checksum));
+    let preempted: u64 = runs.iter().map(|r| r.preempted).sum();
+    let longest_own = runs.iter().map(|r| r.longest_own).max().unwrap_or_default();
     lat.sort_unstable();
     let pick = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
     let slow = lat
@@ -241,11 +325,13 @@ where
     let rss = peak_resident_bytes().unwrap_or(0) as f64 / (1 << 20) as f64;
     print!(
         "{name:<3} live={live} threads={threads}: {:.2} M steps/s, step p50 {:.2} µs p99 {:.2} µs \
-         max {:.3} ms, {slow} steps >= 1 ms, peak RSS {rss:.0} MiB, leaked {leaked}, checksum {checksum}",
+         max {:.3} ms, {slow} steps >= 1 ms ({preempted} preempted; longest not preempted {:.3} ms), \
+         peak RSS {rss:.0} MiB, leaked {leaked}, checksum {checksum}",
         lat.len() as f64 / wall.as_secs_f64() / 1e6,
         pick(0.5).as_secs_f64() * 1e6,
         pick(0.99).as_secs_f64() * 1e6,
         lat[lat.len() - 1].as_secs_f64() * 1e3,
+        longest_own.as_secs_f64() * 1e3,
     );
     if name == "gc" {
         let cycles = after.cycles - before.cycles;
@@ -312,11 +398,14 @@ fn run_rc(steps: u64, live: usize) {
     let rss = peak_resident_bytes().unwrap_or(0) as f64 / (1 << 20) as f64;
     println!(
         "rc  live={live} threads=1: {:.2} M steps/s, step p50 {:.2} µs p99 {:.2} µs max {:.3} ms, \
-         {slow} steps >= 1 ms, peak RSS {rss:.0} MiB, leaked {}, checksum {}",
+         {slow} steps >= 1 ms ({} preempted; longest not preempted {:.3} ms), peak RSS {rss:.0} \
+         MiB, leaked {}, checksum {}",
         lat.len() as f64 / wall.as_secs_f64() / 1e6,
         pick(0.5).as_secs_f64() * 1e6,
         pick(0.99).as_secs_f64() * 1e6,
         lat[lat.len() - 1].as_secs_f64() * 1e3,
+        r.preempted,
+        r.longest_own.as_secs_f64() * 1e3,
         LIVE.load(Ordering::Relaxed),
         r.checksum,
     );

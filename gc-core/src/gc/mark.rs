@@ -26,12 +26,13 @@
 
 use super::pacer::AssistPacer;
 use crate::heap::span::SpanRef;
-use crate::heap::{Address, Heap, Span};
+use crate::heap::{Address, Heap, Span, GREY_CHUNK};
 use crate::ptr::header::ObjectHeader;
 use crate::trace::Tracer;
 
-/// Objects a marker takes from (or gives back to) the global queue at a time.
-const BATCH: usize = 512;
+/// Objects a marker gives back to the global queue at a time (it takes a chunk of at most as
+/// many).
+const BATCH: usize = GREY_CHUNK;
 
 /// Work after which a marker reports to the pacer even in the middle of a batch: a deep
 /// structure is traced within one batch, and both the background credit and the hard-limit
@@ -126,7 +127,7 @@ impl<'h> Marker<'h> {
     /// only partly traced).
     pub(crate) fn drain(&mut self, budget: usize) -> usize {
         let mut traced = 0;
-        while traced < budget && self.heap.grey_take(&mut self.stack, &mut self.roots, BATCH) {
+        while traced < budget && self.heap.grey_take(&mut self.stack, &mut self.roots) {
             let batch = Batch(self);
             let m = &mut *batch.0;
             if !m.roots.is_empty() {

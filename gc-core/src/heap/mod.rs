@@ -160,6 +160,66 @@ struct PendingDrop {
     object: Address,
 }
 
+/// Drops due, in chunks of at most [`PendingDrops::CHUNK`], so that queuing under the lock
+/// copies one span's dead objects at most and never reallocates the whole queue while an
+/// allocating thread's lazy sweep waits for it. Emptied chunks come back as spares: the chunks
+/// move between threads (sweeping allocators queue, the collector or finalizer drops), and
+/// allocating and freeing them on different threads would contend for the allocator's locks.
+#[derive(Default)]
+struct PendingDrops {
+    chunks: Vec<Vec<PendingDrop>>,
+    spare: Vec<Vec<PendingDrop>>,
+    len: usize,
+}
+
+impl PendingDrops {
+    const CHUNK: usize = 1024;
+    /// Spare chunks kept at most (8 KiB each).
+    const SPARE: usize = 64;
+
+    fn push(&mut self, queued: &[PendingDrop]) {
+        self.len += queued.len();
+        let mut rest = queued;
+        while !rest.is_empty() {
+            let room = self.chunks.last().map_or(0, |c| Self::CHUNK - c.len());
+            if room == 0 {
+                let chunk = self
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(Self::CHUNK));
+                self.chunks.push(chunk);
+                continue;
+            }
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.chunks
+                .last_mut()
+                .expect("a chunk with room")
+                .extend_from_slice(now);
+            rest = later;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes everything queued.
+    fn take(&mut self) -> Vec<Vec<PendingDrop>> {
+        self.len = 0;
+        core::mem::take(&mut self.chunks)
+    }
+
+    /// Takes back chunks whose drops have run.
+    fn recycle(&mut self, chunks: &mut Vec<Vec<PendingDrop>>) {
+        for mut c in chunks.drain(..) {
+            if self.spare.len() < Self::SPARE {
+                c.clear();
+                self.spare.push(c);
+            }
+        }
+    }
+}
+
 /// The allocation state word: `sweep_gen << 1 | black`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct AllocState(pub(crate) u64);
@@ -191,7 +251,7 @@ pub(crate) struct HeapShared {
     /// Every live thread cache, and whether the world is stopped (caches registered while it
     /// is are born claimed).
     caches: Mutex<CacheRegistry>,
-    pending: Mutex<Vec<PendingDrop>>,
+    pending: Mutex<PendingDrops>,
     counters: Box<[ClassCounters]>,
     drop_panics: AtomicU64,
     objects_dropped: AtomicU64,
@@ -214,21 +274,37 @@ pub(crate) struct HeapShared {
     marked_bytes: AtomicU64,
 }
 
+/// Grey objects per chunk of the grey queue: what a marker takes at a time.
+pub(crate) const GREY_CHUNK: usize = 512;
+
 /// The global grey queue: marked scan objects whose edges have not been traced yet, and root
 /// enumeration's work list.
 ///
-/// Mutators push what their barriers shade; markers take batches into their own stacks and
-/// give back half when theirs grows large (so another worker can help). Root enumeration is
-/// shared the same way: every marker (the collector, mark workers, assists) takes a few of the
-/// spans listed at mark setup at a time, when no grey object is queued, and queues their
-/// roots grey. `busy` counts markers holding a batch or root spans; marking can end only when
-/// the queue is empty, every root span has been handed out and nobody is busy (all read under
-/// the lock). An abandoned
-/// mark closes the queue: no marker takes another batch, and the collector waits for `busy` to
-/// reach zero before it clears the marks.
+/// Grey objects travel in chunks of at most [`GREY_CHUNK`] (Go's `gcWork` buffers on the
+/// global full list): markers take a whole chunk at a time and give back whole chunks when
+/// their stacks grow large (so another worker can help); mutators' shades fill `partial`,
+/// which joins `full` when it is full or a marker finds no full chunk. Every operation under
+/// the lock moves a few words (a chunk is a `Vec`, moved, not copied; chunks are filled and
+/// emptied outside the lock), so a mutator's shade never waits behind a long copy or a
+/// reallocation of the whole queue.
+///
+/// Root enumeration is shared the same way: every marker (the collector, mark workers,
+/// assists) takes a few of the spans listed at mark setup at a time, when no grey object is
+/// queued, and queues their roots grey. `busy` counts markers holding a chunk or root spans;
+/// marking can end only when the queue is empty, every root span has been handed out and
+/// nobody is busy (all read under the lock). An abandoned mark closes the queue: no marker
+/// takes another chunk, and the collector waits for `busy` to reach zero before it clears the
+/// marks.
 #[derive(Default)]
 struct GreyQueue {
-    objects: Vec<Address>,
+    /// Chunks of grey objects, none empty.
+    full: Vec<Vec<Address>>,
+    /// The chunk mutators' shades go into; its capacity is [`GREY_CHUNK`] once it has any.
+    partial: Vec<Address>,
+    /// Empty chunks with capacity [`GREY_CHUNK`], at most [`GREY_SPARE`]: chunks move between
+    /// threads (mutators fill them, markers empty them), and allocating and freeing them on
+    /// different threads would contend for the allocator's locks.
+    spare: Vec<Vec<Address>>,
     /// The spans listed at mark setup ([`Heap::grey_set_roots`]); `roots[next_root..]` have
     /// not been handed out yet. Alive until the next sweep (spans are not freed while marking).
     roots: Vec<SpanRef>,
@@ -238,6 +314,29 @@ struct GreyQueue {
     /// A marker gave its batch back while unwinding from a panicking `Trace` impl: the batch
     /// was only partly traced, so this mark cannot complete.
     broken: bool,
+}
+
+/// Spare grey chunks kept at most (4 KiB each).
+const GREY_SPARE: usize = 256;
+
+impl GreyQueue {
+    fn is_empty(&self) -> bool {
+        self.full.is_empty() && self.partial.is_empty()
+    }
+
+    /// Takes up to `n` spare chunks.
+    fn spares(&mut self, n: usize) -> Vec<Vec<Address>> {
+        let at = self.spare.len().saturating_sub(n);
+        self.spare.split_off(at)
+    }
+
+    /// Keeps `chunk` (emptied) as a spare, unless there are enough.
+    fn recycle(&mut self, mut chunk: Vec<Address>) {
+        if self.spare.len() < GREY_SPARE && chunk.capacity() == GREY_CHUNK {
+            chunk.clear();
+            self.spare.push(chunk);
+        }
+    }
 }
 
 impl fmt::Debug for HeapShared {
@@ -278,7 +377,7 @@ impl Heap {
                     caches: Vec::new(),
                     stopped: false,
                 }),
-                pending: Mutex::new(Vec::new()),
+                pending: Mutex::new(PendingDrops::default()),
                 counters: (0..NUM_SPAN_CLASSES)
                     .map(|_| ClassCounters::new())
                     .collect(),
@@ -389,7 +488,7 @@ impl Heap {
         if !span.mark_bits.get(slot) && span.mark_bits.set_atomic(slot) {
             self.shared.count_marked(1, span.elem_size());
             if !span.class().is_noscan() {
-                self.shared.grey.lock().objects.push(span.slot_addr(slot));
+                self.shared.grey_push(span.slot_addr(slot));
             }
         }
     }
@@ -414,31 +513,35 @@ impl Heap {
         q.next_root = 0;
     }
 
-    /// Takes work for a marker and counts it as busy until [`Heap::grey_done`]: up to `max`
-    /// grey objects into `into`, or, if none is queued, up to [`ROOT_SPANS`] spans of root
-    /// enumeration into `roots` (to pass to [`Heap::claim_and_scan_roots`]). False (and not
-    /// busy) if there is neither, or the queue is closed.
-    pub(crate) fn grey_take(
-        &self,
-        into: &mut Vec<Address>,
-        roots: &mut Vec<SpanRef>,
-        max: usize,
-    ) -> bool {
-        let mut q = self.shared.grey.lock();
-        if q.closed {
-            return false;
+    /// Takes work for a marker and counts it as busy until [`Heap::grey_done`]: a chunk of at
+    /// most [`GREY_CHUNK`] grey objects appended to `into`, or, if none is queued, up to
+    /// [`ROOT_SPANS`] spans of root enumeration into `roots` (to pass to
+    /// [`Heap::claim_and_scan_roots`]). False (and not busy) if there is neither, or the queue
+    /// is closed.
+    pub(crate) fn grey_take(&self, into: &mut Vec<Address>, roots: &mut Vec<SpanRef>) -> bool {
+        let chunk = {
+            let mut q = self.shared.grey.lock();
+            if q.closed {
+                return false;
+            }
+            let chunk = match q.full.pop() {
+                Some(c) => c,
+                None if !q.partial.is_empty() => core::mem::take(&mut q.partial),
+                None if q.next_root < q.roots.len() => {
+                    let (from, to) = (q.next_root, (q.next_root + ROOT_SPANS).min(q.roots.len()));
+                    roots.extend_from_slice(&q.roots[from..to]);
+                    q.next_root = to;
+                    Vec::new()
+                }
+                None => return false,
+            };
+            q.busy += 1;
+            chunk
+        };
+        if chunk.capacity() > 0 {
+            into.extend_from_slice(&chunk);
+            self.shared.grey.lock().recycle(chunk);
         }
-        if !q.objects.is_empty() {
-            let at = q.objects.len().saturating_sub(max);
-            into.extend(q.objects.drain(at..));
-        } else if q.next_root < q.roots.len() {
-            let (from, to) = (q.next_root, (q.next_root + ROOT_SPANS).min(q.roots.len()));
-            roots.extend_from_slice(&q.roots[from..to]);
-            q.next_root = to;
-        } else {
-            return false;
-        }
-        q.busy += 1;
         true
     }
 
@@ -463,10 +566,10 @@ impl Heap {
         }
     }
 
-    /// Gives grey objects back to the queue (a marker sharing its surplus).
+    /// Gives the last `n` grey objects of `from` back to the queue (a marker sharing its
+    /// surplus), in chunks.
     pub(crate) fn grey_give(&self, from: &mut Vec<Address>, n: usize) {
-        let at = from.len().saturating_sub(n);
-        self.shared.grey.lock().objects.extend(from.drain(at..));
+        self.shared.grey_give(from, n);
     }
 
     /// Ends a marker's busy period started by a successful [`Heap::grey_take`]; adds what it
@@ -483,7 +586,7 @@ impl Heap {
     /// holds any of either.
     pub(crate) fn grey_idle(&self) -> bool {
         let q = self.shared.grey.lock();
-        q.objects.is_empty() && q.next_root == q.roots.len() && q.busy == 0
+        q.is_empty() && q.next_root == q.roots.len() && q.busy == 0
     }
 
     /// Whether a marker's `Trace` impl panicked during this mark (set before that marker stops
@@ -499,24 +602,36 @@ impl Heap {
         while self.shared.grey.lock().busy != 0 {
             crate::sync::yield_now();
         }
-        let mut q = self.shared.grey.lock();
-        q.objects = Vec::new();
-        q.roots = Vec::new();
-        q.next_root = 0;
+        let forgotten = {
+            let mut q = self.shared.grey.lock();
+            q.next_root = 0;
+            (
+                core::mem::take(&mut q.full),
+                core::mem::take(&mut q.partial),
+                core::mem::take(&mut q.roots),
+            )
+        };
+        drop(forgotten);
     }
 
     /// Opens an empty queue and resets the marked counts (mark setup). No marker holds a
     /// batch: the previous mark ended with the queue idle, or closed it.
     pub(crate) fn grey_reset(&self) {
-        {
+        let old = {
             let mut q = self.shared.grey.lock();
             debug_assert_eq!(q.busy, 0, "a marker outlived its cycle");
-            q.objects = Vec::new();
-            q.roots = Vec::new();
+            debug_assert!(q.is_empty() || q.closed, "grey objects outlived their mark");
             q.next_root = 0;
             q.closed = false;
             q.broken = false;
-        }
+            (
+                core::mem::take(&mut q.full),
+                core::mem::take(&mut q.partial),
+                core::mem::take(&mut q.roots),
+            )
+        };
+        // Freed outside the lock.
+        drop(old);
         self.shared.marked_objects.store(0, Ordering::Relaxed);
         self.shared.marked_bytes.store(0, Ordering::Relaxed);
     }
@@ -650,24 +765,25 @@ impl Heap {
     pub fn run_pending_drops(&self) -> usize {
         let mut n = 0;
         loop {
-            let batch = {
+            let mut batch = {
                 let mut pending = self.shared.pending.lock();
                 self.shared
                     .drops_in_flight
-                    .fetch_add(pending.len(), Ordering::AcqRel);
-                core::mem::take(&mut *pending)
+                    .fetch_add(pending.len, Ordering::AcqRel);
+                pending.take()
             };
             if batch.is_empty() {
                 return n;
             }
-            n += batch.len();
-            for p in batch {
+            for &p in batch.iter().flatten() {
+                n += 1;
                 // A pending object was found dead (unmarked) by a sweep, queued once (when its
                 // header moved to `Queued`) and taken from the queue once, here.
                 // SAFETY: so it is dead, initialised, not yet dropped, and still in its slot.
                 unsafe { self.shared.drop_object(p.object) };
                 self.shared.drops_in_flight.fetch_sub(1, Ordering::AcqRel);
             }
+            self.shared.pending.lock().recycle(&mut batch);
         }
     }
 
@@ -902,6 +1018,50 @@ impl HeapShared {
         examined
     }
 
+    /// Queues one grey object (a mutator's shade): into the partial chunk, which joins the
+    /// full ones when it fills up. The lock is held for a few stores; a new chunk is allocated
+    /// outside it.
+    fn grey_push(&self, addr: Address) {
+        {
+            let mut q = self.grey.lock();
+            if q.partial.len() == q.partial.capacity() {
+                if let Some(fresh) = q.spare.pop() {
+                    let full = core::mem::replace(&mut q.partial, fresh);
+                    if !full.is_empty() {
+                        q.full.push(full);
+                    }
+                }
+            }
+            if q.partial.len() < q.partial.capacity() {
+                q.partial.push(addr);
+                return;
+            }
+        }
+        let mut fresh = Vec::with_capacity(GREY_CHUNK);
+        fresh.push(addr);
+        let mut q = self.grey.lock();
+        let full = core::mem::replace(&mut q.partial, fresh);
+        if !full.is_empty() {
+            q.full.push(full);
+        }
+    }
+
+    /// See [`Heap::grey_give`]: the chunks are filled outside the lock.
+    fn grey_give(&self, from: &mut Vec<Address>, n: usize) {
+        let at = from.len().saturating_sub(n);
+        if at == from.len() {
+            return;
+        }
+        let count = (from.len() - at).div_ceil(GREY_CHUNK);
+        let mut chunks = self.grey.lock().spares(count);
+        chunks.resize_with(count, || Vec::with_capacity(GREY_CHUNK));
+        for (chunk, objects) in chunks.iter_mut().zip(from[at..].chunks(GREY_CHUNK)) {
+            chunk.extend_from_slice(objects);
+        }
+        from.truncate(at);
+        self.grey.lock().full.append(&mut chunks);
+    }
+
     pub(crate) fn count_allocated(&self, class: SpanClass, objects: i64) {
         let c = &self.counters[class.index()].allocated;
         let bytes = objects.unsigned_abs() * class.size_class().size() as u64;
@@ -930,9 +1090,7 @@ impl HeapShared {
             if span.try_claim_roots(state.sweep_gen()) {
                 let mut grey = Vec::new();
                 self.scan_roots(span, &mut grey);
-                if !grey.is_empty() {
-                    self.grey.lock().objects.append(&mut grey);
-                }
+                self.grey_give(&mut grey, usize::MAX);
             }
         }
         Ok(s)
@@ -1136,7 +1294,7 @@ impl HeapShared {
         }
         self.spans_swept.fetch_add(1, Ordering::Relaxed);
         if !queued.is_empty() {
-            self.pending.lock().extend(queued);
+            self.pending.lock().push(&queued);
         }
         if live == 0 {
             // SAFETY: the span holds no object (none marked, none waiting for a drop) and the
@@ -1236,7 +1394,7 @@ impl HeapShared {
             span_bytes: ph.in_use_pages * PAGE_SIZE,
             spans: ph.spans_in_use,
             free_page_bytes: ph.free_pages() * PAGE_SIZE,
-            pending_drops: self.pending.lock().len(),
+            pending_drops: self.pending.lock().len,
             objects_dropped: self.objects_dropped.load(Ordering::Relaxed),
             drop_panics: self.drop_panics.load(Ordering::Relaxed),
             spans_swept: self.spans_swept.load(Ordering::Relaxed),
@@ -1377,7 +1535,8 @@ impl Drop for HeapShared {
     fn drop(&mut self) {
         // Every cache is gone (each holds an `Arc` to us). Drop the objects that still need it
         // (pending ones first), then give the memory back.
-        for p in core::mem::take(&mut *self.pending.lock()) {
+        let pending = self.pending.lock().take();
+        for p in pending.into_iter().flatten() {
             // SAFETY: queued objects are dead, initialised and not yet dropped.
             unsafe { self.drop_object(p.object) };
         }

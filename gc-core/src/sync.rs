@@ -11,7 +11,8 @@
 //! - [`UnsafeCell`]: loom's API shape (`with`/`with_mut`) over `core::cell::UnsafeCell`, so
 //!   loom can check that no access to the cell races with a write.
 //! - [`Mutex`]: `parking_lot::Mutex` normally (short critical sections on slow paths), loom's
-//!   mutex under loom; one API (`lock()` returns the guard) for both.
+//!   mutex under loom, `std`'s under Miri; one API (`lock()` returns the guard) for all three.
+//!   [`StaticMutex`] likewise for statics (`const fn new`).
 //! - [`asymmetric`]: a pair of fences for Dekker-style handshakes where one side is hot (a
 //!   mutator's allocation or barrier) and the other is rare (the collector). The hot side pays a
 //!   compiler fence; the rare side pays a process-wide `membarrier(2)`.
@@ -243,31 +244,90 @@ pub(crate) mod thread {
     }
 }
 
+/// The lock behind [`Mutex`] and [`StaticMutex`] outside loom: `parking_lot`'s, except under
+/// Miri, where `std`'s. `parking_lot_core` keeps its queue of parked threads in pointers cast
+/// from integers, which `-Zmiri-strict-provenance` rejects as soon as a lock is contended long
+/// enough to park; `std`'s futex mutex is provenance-clean, and the locks are not what Miri is
+/// there to check.
+#[cfg(all(not(loom), not(miri)))]
+type RawLock<T> = parking_lot::Mutex<T>;
+#[cfg(all(not(loom), miri))]
+type RawLock<T> = std::sync::Mutex<T>;
+
+/// The guard of a [`Mutex`] or [`StaticMutex`].
+#[cfg(all(not(loom), not(miri)))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+/// The guard of a [`Mutex`] or [`StaticMutex`].
+#[cfg(all(not(loom), miri))]
+pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+/// The guard of a [`Mutex`].
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+/// Locks `lock`; gc-core never panics while holding one of its locks in a way that leaves
+/// data inconsistent, so `std`'s poisoning is ignored.
+#[cfg(not(loom))]
+#[inline]
+fn raw_lock<T>(lock: &RawLock<T>) -> MutexGuard<'_, T> {
+    #[cfg(not(miri))]
+    {
+        lock.lock()
+    }
+    #[cfg(miri)]
+    {
+        lock.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A mutual-exclusion lock with one API over `parking_lot` and loom.
 #[derive(Debug, Default)]
 pub(crate) struct Mutex<T> {
     #[cfg(not(loom))]
-    inner: parking_lot::Mutex<T>,
+    inner: RawLock<T>,
     #[cfg(loom)]
     inner: loom::sync::Mutex<T>,
 }
 
-/// A mutex for process-wide statics (`parking_lot`'s, whose `new` is `const`; loom's is not).
-/// Only for state loom models never touch: they build their own collector instances.
-pub(crate) type StaticMutex<T> = parking_lot::Mutex<T>;
+/// A mutex for process-wide statics (`new` is `const`; loom's is not). Only for state loom
+/// models never touch: they build their own collector instances.
+#[derive(Debug, Default)]
+pub(crate) struct StaticMutex<T> {
+    inner: StaticInner<T>,
+}
 
-/// The guard of a [`Mutex`].
-#[cfg(not(loom))]
-pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
-/// The guard of a [`Mutex`].
-#[cfg(loom)]
-pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+#[cfg(not(miri))]
+type StaticInner<T> = parking_lot::Mutex<T>;
+#[cfg(miri)]
+type StaticInner<T> = std::sync::Mutex<T>;
+
+impl<T> StaticMutex<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        StaticMutex {
+            inner: StaticInner::new(value),
+        }
+    }
+
+    /// Locks the mutex (poisoning ignored, as for [`Mutex::lock`]).
+    #[cfg(not(miri))]
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, T> {
+        self.inner.lock()
+    }
+
+    /// Locks the mutex (poisoning ignored, as for [`Mutex::lock`]).
+    #[cfg(miri)]
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Self {
         Mutex {
             #[cfg(not(loom))]
-            inner: parking_lot::Mutex::new(value),
+            inner: RawLock::new(value),
             #[cfg(loom)]
             inner: loom::sync::Mutex::new(value),
         }
@@ -275,9 +335,17 @@ impl<T> Mutex<T> {
 
     /// Locks the mutex if it is free.
     pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        #[cfg(not(loom))]
+        #[cfg(all(not(loom), not(miri)))]
         {
             self.inner.try_lock()
+        }
+        #[cfg(all(not(loom), miri))]
+        {
+            match self.inner.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
         }
         #[cfg(loom)]
         {
@@ -286,11 +354,11 @@ impl<T> Mutex<T> {
     }
 
     /// Locks the mutex. gc-core never panics while holding one of its locks in a way that
-    /// leaves data inconsistent, so loom's poisoning is unwrapped.
+    /// leaves data inconsistent, so loom's (and under Miri `std`'s) poisoning is unwrapped.
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         #[cfg(not(loom))]
         {
-            self.inner.lock()
+            raw_lock(&self.inner)
         }
         #[cfg(loom)]
         {

@@ -109,7 +109,7 @@ const REGISTRY_LEN: usize = 1 << 16;
 /// Descriptors too far from the anchor, by index. Append-only.
 static REGISTRY: [AtomicPtr<TypeDescriptor>; REGISTRY_LEN] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; REGISTRY_LEN];
-static REGISTRY_LOCK: parking_lot::Mutex<usize> = parking_lot::Mutex::new(0);
+static REGISTRY_LOCK: crate::sync::StaticMutex<usize> = crate::sync::StaticMutex::new(0);
 
 /// Encodes a descriptor as a 32-bit code.
 ///

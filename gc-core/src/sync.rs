@@ -264,20 +264,12 @@ pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
 #[cfg(loom)]
 pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
-/// Locks `lock`; gc-core never panics while holding one of its locks in a way that leaves
-/// data inconsistent, so `std`'s poisoning is ignored.
-#[cfg(not(loom))]
-#[inline]
-fn raw_lock<T>(lock: &RawLock<T>) -> MutexGuard<'_, T> {
-    #[cfg(not(miri))]
-    {
-        lock.lock()
-    }
-    #[cfg(miri)]
-    {
-        lock.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// Locks a `std` mutex; gc-core never panics while holding one of its locks in a way that
+/// leaves data inconsistent, so poisoning is ignored.
+#[cfg(miri)]
+fn std_lock<T>(lock: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A mutual-exclusion lock with one API over `parking_lot` and loom.
@@ -317,9 +309,7 @@ impl<T> StaticMutex<T> {
     /// Locks the mutex (poisoning ignored, as for [`Mutex::lock`]).
     #[cfg(miri)]
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        std_lock(&self.inner)
     }
 }
 
@@ -356,9 +346,13 @@ impl<T> Mutex<T> {
     /// Locks the mutex. gc-core never panics while holding one of its locks in a way that
     /// leaves data inconsistent, so loom's (and under Miri `std`'s) poisoning is unwrapped.
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        #[cfg(not(loom))]
+        #[cfg(all(not(loom), not(miri)))]
         {
-            raw_lock(&self.inner)
+            self.inner.lock()
+        }
+        #[cfg(all(not(loom), miri))]
+        {
+            std_lock(&self.inner)
         }
         #[cfg(loom)]
         {

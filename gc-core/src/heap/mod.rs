@@ -283,7 +283,8 @@ pub(crate) const GREY_CHUNK: usize = 512;
 /// Grey objects travel in chunks of at most [`GREY_CHUNK`] (Go's `gcWork` buffers on the
 /// global full list): markers take a whole chunk at a time and give back whole chunks when
 /// their stacks grow large (so another worker can help); mutators' shades fill `partial`,
-/// which joins `full` when it is full or a marker finds no full chunk. Every operation under
+/// which joins `full` when it is full (a marker that finds no full chunk takes the partial
+/// one as it is). Every operation under
 /// the lock moves a few words (a chunk is a `Vec`, moved, not copied; chunks are filled and
 /// emptied outside the lock), so a mutator's shade never waits behind a long copy or a
 /// reallocation of the whole queue.
@@ -1661,6 +1662,91 @@ mod tests {
         (0..n)
             .map(|_| unsafe { op.alloc(class(size, true), false) }.unwrap())
             .collect()
+    }
+
+    /// The grey queue's chunking loses and repeats nothing (a lost grey object would leave
+    /// its children unmarked: I2): shades across several chunks, a marker taking the partial
+    /// chunk mid-way, gives of more than a chunk, and spares reused throughout. The queue
+    /// only moves addresses, so these need not be objects.
+    #[test]
+    fn grey_queue_chunks_hand_out_every_object_once() {
+        let heap = Heap::default();
+        heap.grey_reset();
+        let addr = |i: usize| Address::new(0x1000 + 16 * i);
+        let mut expected = 0;
+        let mut taken = Vec::new();
+        let (mut stack, mut roots) = (Vec::new(), Vec::new());
+        let mut take_all = |taken: &mut Vec<Address>| {
+            while heap.grey_take(&mut stack, &mut roots) {
+                assert!(roots.is_empty(), "no root spans were listed");
+                assert!(stack.len() <= GREY_CHUNK, "a take is one chunk");
+                taken.append(&mut stack);
+                heap.grey_done(0, 0, false);
+            }
+        };
+        for round in 0..3 {
+            // Shades: two and a half chunks, with a take of the partial one in between.
+            for _ in 0..GREY_CHUNK + 100 {
+                heap.shared.grey_push(addr(expected));
+                expected += 1;
+            }
+            take_all(&mut taken);
+            for _ in 0..3 * GREY_CHUNK / 2 {
+                heap.shared.grey_push(addr(expected));
+                expected += 1;
+            }
+            // A marker gives back part of its stack, then all of it.
+            let mut mine: Vec<Address> = (0..2 * GREY_CHUNK + 7 + round)
+                .map(|_| {
+                    expected += 1;
+                    addr(expected - 1)
+                })
+                .collect();
+            heap.grey_give(&mut mine, GREY_CHUNK + 3);
+            assert_eq!(mine.len(), GREY_CHUNK + 4 + round);
+            heap.grey_give(&mut mine, usize::MAX);
+            assert!(mine.is_empty());
+            assert!(!heap.grey_idle());
+            take_all(&mut taken);
+            assert!(heap.grey_idle());
+        }
+        taken.sort_unstable();
+        let want: Vec<Address> = (0..expected).map(addr).collect();
+        assert_eq!(
+            taken, want,
+            "every queued object is handed out exactly once"
+        );
+    }
+
+    /// Pending drops: pushes of any size come out once each, in chunks of at most
+    /// `PendingDrops::CHUNK`, and recycled chunks come back empty.
+    #[test]
+    fn pending_drops_chunks_keep_every_drop_once() {
+        let mut q = PendingDrops::default();
+        let mut next = 0usize;
+        let mut seen = Vec::new();
+        for round in 0..3 {
+            for n in [0, 1, 255, 1024, 3000, 7] {
+                let queued: Vec<PendingDrop> = (0..n + round)
+                    .map(|_| {
+                        next += 1;
+                        PendingDrop {
+                            object: Address::new(16 * next),
+                        }
+                    })
+                    .collect();
+                q.push(&queued);
+            }
+            assert_eq!(q.is_empty(), next == seen.len());
+            let mut chunks = q.take();
+            assert!(q.is_empty());
+            assert!(chunks.iter().all(|c| c.len() <= PendingDrops::CHUNK));
+            seen.extend(chunks.iter().flatten().map(|p| p.object));
+            q.recycle(&mut chunks);
+            assert!(q.spare.iter().all(Vec::is_empty));
+        }
+        let want: Vec<Address> = (1..=next).map(|i| Address::new(16 * i)).collect();
+        assert_eq!(seen, want, "every drop is taken exactly once, in order");
     }
 
     #[test]

@@ -14,13 +14,17 @@
 //! | [`d_handle_sent_to_another_thread_during_a_cycle`] | a rooted handle moved to a new thread, which loads through it and drops it, during a cycle | `barrier` |
 //! | [`e_allocation_straddles_a_new_sweep_generation`] | two allocations needing a span against the publication of a new sweep generation (the parity of the span lists) | `relist` |
 //! | [`f_hard_limit_wait_vs_a_drop_that_needs_the_waiters_lock`] | an allocating thread past the hard limit, waiting for the cycle's end (`wait_at_hard_limit`), against the collector thread's drops, one of which needs a lock that thread holds | `sweepwait` |
+//! | [`g_assist_races_mark_setup`] | a mark assist, started by a thread that sees `Marking`, against a store whose operation began before it (mark setup's handshake still waiting for it) | `blacken` |
+//! | [`h_cache_root_scan_races_mark_setup`] | a thread cache enumerating the roots of a span it takes while allocating black, against a take whose operation began before `Marking` was published | `blacken` |
 //!
 //! Mutants (`--cfg gc_core_mutant="…"`): `barrier` makes `gc::barrier::shade` do nothing;
 //! `handshake` skips mark termination's handshake; `relist` drops a span that an allocation
 //! straddling a new sweep generation popped and could not claim, instead of putting it back
 //! (the first version's lost-span bug); `sweepwait` makes a thread past the hard limit wait for
 //! the end of the cycle whatever happens, instead of giving up after two wait slices in which
-//! the collector did not move on. Built with a mutant, the models that must catch it expect the
+//! the collector did not move on; `blacken` lets markers take grey work, and thread caches
+//! enumerate roots, as soon as `Marking` is published instead of once mark setup's handshake is
+//! over (the bug a 10-minute stress run found). Built with a mutant, the models that must catch it expect the
 //! failure (`should_panic`) and the others are not run; `.ci/run` runs every build.
 //!
 //! What a failure looks like: every object carries a [`Canary`] whose drop sets a flag. A model
@@ -36,7 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use gc_core::gc::loom_hooks::{CollectorThread, Cycle};
+use gc_core::gc::loom_hooks::{self, CollectorThread, Cycle};
 use gc_core::{Gc, GcConfig, GcSlot, Trace};
 use loom::sync::mpsc;
 use loom::thread;
@@ -154,7 +158,8 @@ fn model(name: &'static str, f: impl Fn() + Sync + Send + 'static) {
     any(
         gc_core_mutant = "handshake",
         gc_core_mutant = "relist",
-        gc_core_mutant = "sweepwait"
+        gc_core_mutant = "sweepwait",
+        gc_core_mutant = "blacken"
     ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
@@ -190,7 +195,8 @@ fn a_slot_store_races_mark_setup() {
     any(
         gc_core_mutant = "barrier",
         gc_core_mutant = "relist",
-        gc_core_mutant = "sweepwait"
+        gc_core_mutant = "sweepwait",
+        gc_core_mutant = "blacken"
     ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
@@ -227,7 +233,8 @@ fn b_slot_load_races_mark_termination_and_sweep() {
     any(
         gc_core_mutant = "handshake",
         gc_core_mutant = "relist",
-        gc_core_mutant = "sweepwait"
+        gc_core_mutant = "sweepwait",
+        gc_core_mutant = "blacken"
     ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
@@ -264,7 +271,8 @@ fn c_rooted_drop_races_root_enumeration() {
     any(
         gc_core_mutant = "handshake",
         gc_core_mutant = "relist",
-        gc_core_mutant = "sweepwait"
+        gc_core_mutant = "sweepwait",
+        gc_core_mutant = "blacken"
     ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
@@ -359,7 +367,8 @@ impl<T: Send + 'static> Gated<T> {
     any(
         gc_core_mutant = "barrier",
         gc_core_mutant = "handshake",
-        gc_core_mutant = "sweepwait"
+        gc_core_mutant = "sweepwait",
+        gc_core_mutant = "blacken"
     ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
@@ -449,7 +458,8 @@ struct Wide {
     any(
         gc_core_mutant = "barrier",
         gc_core_mutant = "handshake",
-        gc_core_mutant = "relist"
+        gc_core_mutant = "relist",
+        gc_core_mutant = "blacken"
     ),
     ignore = "not this model's mutant (the model passes with it)"
 )]
@@ -492,5 +502,95 @@ fn f_hard_limit_wait_vs_a_drop_that_needs_the_waiters_lock() {
             "a garbage object was not dropped by the cycle"
         );
         assert_eq!(gc_core::stats().cycles, 1, "one cycle, the mutator's");
+    });
+}
+
+/// (g) A mark assist during mark setup races a store whose operation began before it.
+///
+/// `p` is rooted by the main thread, `x` only by the writer, which stores it into `p.next`
+/// (giving up its root) in an operation that may have read the phase before `Marking` was
+/// published: then it does not shade `x`, and mark setup's handshake waits for it. Meanwhile
+/// another thread drops its handle to `p`, which shades `p` once `Marking` is published, and
+/// runs a mark assist. Were the assist to trace `p` before the handshake is over, `p` would be
+/// black with `p.next` still empty, and `x` (no longer a root when enumeration reads it) would
+/// be swept while reachable.
+#[test]
+#[cfg_attr(
+    gc_core_mutant = "blacken",
+    should_panic(expected = "a reachable object was dropped")
+)]
+#[cfg_attr(
+    any(
+        gc_core_mutant = "barrier",
+        gc_core_mutant = "handshake",
+        gc_core_mutant = "relist",
+        gc_core_mutant = "sweepwait"
+    ),
+    ignore = "not this model's mutant (the model passes with it)"
+)]
+fn g_assist_races_mark_setup() {
+    model("g (assist vs mark setup)", || {
+        let p = node();
+        let (p_writer, p_assist) = (p.clone(), p.clone());
+        let x = node();
+        let mut cycle = Cycle::start();
+        let writer = thread::spawn(move || p_writer.next.store(Some(x)));
+        let assister = thread::spawn(move || {
+            drop(p_assist);
+            loom_hooks::assist(usize::MAX);
+        });
+        cycle.mark_setup();
+        // The race is over once mark setup is (the rest of the cycle runs alone, which keeps
+        // the model small): the store has been waited for, and an assist from now on finds
+        // it in `p.next`.
+        writer.join().unwrap();
+        assister.join().unwrap();
+        cycle.mark();
+        cycle.mark_termination();
+        cycle.sweep();
+        p.next.load().unwrap().canary.alive();
+    });
+}
+
+/// (h) A thread cache's root enumeration during mark setup races a take that began before it.
+///
+/// `k`'s only reference is the edge `p.next`. The taker moves it out (`take`: a rooted handle,
+/// counted in an operation that may have begun before `Marking` was published, so it does not
+/// shade) and holds it past the cycle. Meanwhile another thread allocates, and its cache takes
+/// the span of `p` and `k` (allocating black). Were that cache to enumerate the span's roots
+/// while mark setup's handshake is still waiting for the take, it could read `k`'s root count
+/// before the take counts it and claim the span: enumeration would then skip the span, the
+/// edge is gone when `p` is traced, and `k` would be swept while held.
+#[test]
+#[cfg_attr(
+    gc_core_mutant = "blacken",
+    should_panic(expected = "a reachable object was dropped")
+)]
+#[cfg_attr(
+    any(
+        gc_core_mutant = "barrier",
+        gc_core_mutant = "handshake",
+        gc_core_mutant = "relist",
+        gc_core_mutant = "sweepwait"
+    ),
+    ignore = "not this model's mutant (the model passes with it)"
+)]
+fn h_cache_root_scan_races_mark_setup() {
+    model("h (cache root enumeration vs mark setup)", || {
+        let p = node();
+        p.next.store(Some(node()));
+        // Sweep termination flushes this thread's cache: the span goes back to the lists.
+        let mut cycle = Cycle::start();
+        let p_taker = p.clone();
+        let taker = thread::spawn(move || p_taker.next.take().unwrap());
+        let allocator = thread::spawn(|| drop(node()));
+        cycle.mark_setup();
+        let k = taker.join().unwrap();
+        allocator.join().unwrap();
+        cycle.mark();
+        cycle.mark_termination();
+        cycle.sweep();
+        k.canary.alive();
+        drop(p);
     });
 }

@@ -291,6 +291,29 @@ fn mark_edge(
     }
 }
 
+/// The heap verifier's check at mark setup (feature `poison`): the previous sweep has finished,
+/// so every span is swept for the current generation and no mark bit is set. A mark bit left
+/// over would make this marking skip the object (never trace its edges), and an unswept span
+/// would keep the last cycle's verdict.
+#[cfg(feature = "poison")]
+pub(crate) fn verify_unmarked(stop: &crate::heap::WorldStop<'_>) {
+    let sg = stop.sweep_gen();
+    stop.for_each_span(|span| {
+        assert_eq!(
+            span.sweep_gen(),
+            sg,
+            "verify: {span:?} is not swept at mark setup"
+        );
+        for w in 0..span.mark_bits.nwords() {
+            let m = span.mark_bits.word(w);
+            assert_eq!(
+                m, 0,
+                "verify: {span:?} has marks {m:#x} (word {w}) at mark setup"
+            );
+        }
+    });
+}
+
 /// The heap verifier's mark check (feature `poison`): every marked object is allocated, and
 /// every edge of a marked scan object leads to an allocated, marked object. A violation means
 /// the next sweep would free something reachable (invariant I1/I2); it panics with the culprit.
@@ -336,10 +359,15 @@ pub(crate) fn verify_marks(stop: &crate::heap::WorldStop<'_>) {
                         panic!("verify: {obj:?} has an edge {target:?} outside the heap")
                     });
                     let i = t.slot_of(target);
-                    assert!(!t.is_free(i), "verify: {obj:?} points at free slot {target:?}");
+                    assert!(
+                        !t.is_free(i),
+                        "verify: {obj:?} points at free slot {target:?}"
+                    );
                     assert!(
                         t.mark_bits.get(i),
-                        "verify: marked {obj:?} points at unmarked {target:?}: the mark is not closed"
+                        "verify: marked {obj:?} (in {span:?}) points at unmarked {target:?} \
+                         (in {t:?}): the mark is not closed; sweep generation {:?}",
+                        stop.sweep_gen()
                     );
                 }
             }

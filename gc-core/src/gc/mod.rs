@@ -496,6 +496,8 @@ impl Collector {
     /// Step 2, mark setup: barriers on, allocation black, one handshake; then every cached
     /// span goes back to the lists root enumeration walks.
     fn mark_setup(&self, cycle: &mut CycleRun) {
+        #[cfg(feature = "poison")]
+        cycle.timed(|| mark::verify_unmarked(&self.heap.stop_world()));
         self.heap.grey_reset();
         self.mark_panic.lock().take();
         self.log.lock().cycle_assist = Duration::ZERO;
@@ -523,6 +525,9 @@ impl Collector {
             phase().set(Phase::Marking);
             self.heap.set_black(true);
         });
+        // Every operation that began before `Marking` has ended: the snapshot is taken, and
+        // markers (assists) may trace from now on.
+        self.heap.grey_open();
         // Each cache is claimed in turn: what its owner can have waited is one claim.
         let longest_claim = self.heap.flush_caches();
         cycle.pauses.record(longest_claim);
@@ -709,7 +714,7 @@ impl Collector {
                 self.heap.handshake();
             }
             pauses.record(t.elapsed());
-            if self.heap.grey_idle() {
+            if self.heap.grey_finish() {
                 self.check_markers();
                 return;
             }
@@ -830,6 +835,13 @@ pub mod loom_hooks {
             let run = self.run.take().expect("swept once");
             global::collector().sweep(run);
         }
+    }
+
+    /// Runs a mark assist of up to `budget` objects on the calling thread: what an allocating
+    /// thread past the trigger does when it sees `Marking` (`Collector::pace_background`),
+    /// without the pacer's arithmetic in front of it.
+    pub fn assist(budget: usize) {
+        global::collector().assist(budget);
     }
 
     /// This model execution's background collector thread (`Collector::background_loop`, the

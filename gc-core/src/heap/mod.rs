@@ -311,6 +311,15 @@ struct GreyQueue {
     roots: Vec<SpanRef>,
     next_root: usize,
     busy: usize,
+    /// Whether the snapshot is taken: from the end of mark setup's handshake
+    /// ([`Heap::grey_open`]) to the end of marking ([`Heap::grey_finish`]). Only then may
+    /// markers take work (Go's `gcBlackenEnabled`) and thread caches enumerate the roots of the
+    /// spans they take. Shades queue objects from the moment `Marking` is published, but while
+    /// the handshake is still waiting for operations that began before, those operations do
+    /// not shade: an edge such an operation stores into an object traced meanwhile (by an
+    /// assist, which any allocation that sees `Marking` starts) would be missed, and so would
+    /// a root it takes out of the heap after its span's roots were read.
+    snapshot: bool,
     closed: bool,
     /// A marker gave its batch back while unwinding from a panicking `Trace` impl: the batch
     /// was only partly traced, so this mark cannot complete.
@@ -323,6 +332,17 @@ const GREY_SPARE: usize = 256;
 impl GreyQueue {
     fn is_empty(&self) -> bool {
         self.full.is_empty() && self.partial.is_empty()
+    }
+
+    /// Whether markers and caches may read roots and trace (`snapshot`; a seeded mutant for
+    /// the loom models lets them as soon as `Marking` is published).
+    fn snapshot_taken(&self) -> bool {
+        self.snapshot || cfg!(gc_core_mutant = "blacken")
+    }
+
+    /// No grey object queued, every root span handed out, no marker holding either.
+    fn idle(&self) -> bool {
+        self.is_empty() && self.next_root == self.roots.len() && self.busy == 0
     }
 
     /// Takes up to `n` spare chunks.
@@ -512,17 +532,24 @@ impl Heap {
         let mut q = self.shared.grey.lock();
         q.roots = roots;
         q.next_root = 0;
+        debug_assert!(q.snapshot, "roots listed before mark setup's handshake");
+    }
+
+    /// Opens the queue to markers, and root enumeration to thread caches: called by mark
+    /// setup once its handshake is over (see `GreyQueue::snapshot`).
+    pub(crate) fn grey_open(&self) {
+        self.shared.grey.lock().snapshot = true;
     }
 
     /// Takes work for a marker and counts it as busy until [`Heap::grey_done`]: a chunk of at
     /// most [`GREY_CHUNK`] grey objects appended to `into`, or, if none is queued, up to
     /// [`ROOT_SPANS`] spans of root enumeration into `roots` (to pass to
     /// [`Heap::claim_and_scan_roots`]). False (and not busy) if there is neither, or the queue
-    /// is closed.
+    /// is closed, or marking is not between mark setup and its end (see `GreyQueue::snapshot`).
     pub(crate) fn grey_take(&self, into: &mut Vec<Address>, roots: &mut Vec<SpanRef>) -> bool {
         let chunk = {
             let mut q = self.shared.grey.lock();
-            if q.closed {
+            if q.closed || !q.snapshot_taken() {
                 return false;
             }
             let chunk = match q.full.pop() {
@@ -586,8 +613,19 @@ impl Heap {
     /// Whether no grey object is queued, every root span has been handed out, and no marker
     /// holds any of either.
     pub(crate) fn grey_idle(&self) -> bool {
-        let q = self.shared.grey.lock();
-        q.is_empty() && q.next_root == q.roots.len() && q.busy == 0
+        self.shared.grey.lock().idle()
+    }
+
+    /// Ends marking if it is idle (as [`Heap::grey_idle`]): markers take no more work from
+    /// then on (a late assist must not trace while the sweep drops what was not marked).
+    /// Returns whether it was idle.
+    pub(crate) fn grey_finish(&self) -> bool {
+        let mut q = self.shared.grey.lock();
+        let idle = q.idle();
+        if idle {
+            q.snapshot = false;
+        }
+        idle
     }
 
     /// Whether a marker's `Trace` impl panicked during this mark (set before that marker stops
@@ -623,6 +661,7 @@ impl Heap {
             debug_assert_eq!(q.busy, 0, "a marker outlived its cycle");
             debug_assert!(q.is_empty() || q.closed, "grey objects outlived their mark");
             q.next_root = 0;
+            q.snapshot = false;
             q.closed = false;
             q.broken = false;
             (
@@ -876,6 +915,12 @@ impl WorldStop<'_> {
         self.heap.for_each_object(f)
     }
 
+    /// The current sweep generation (for the `poison` verifier's messages and checks).
+    #[cfg(feature = "poison")]
+    pub(crate) fn sweep_gen(&self) -> SweepGen {
+        self.heap.shared.load_state().sweep_gen()
+    }
+
     /// The heap verifier ([`Heap::verify`]) with the world stopped: the caches' spans were
     /// given back when it stopped, so every span is listed.
     pub fn verify(&self) {
@@ -1085,7 +1130,9 @@ impl HeapShared {
         state: AllocState,
     ) -> Result<SpanRef, AllocError> {
         let s = self.cache_span_swept(class, state.sweep_gen())?;
-        if state.black() {
+        // While mark setup's handshake is not over, the span's roots are left to the
+        // enumeration after it: the flush that follows the handshake gives the span back.
+        if state.black() && self.grey.lock().snapshot_taken() {
             // SAFETY: ours (just taken for a cache), alive.
             let span = unsafe { s.get() };
             if span.try_claim_roots(state.sweep_gen()) {
@@ -1673,7 +1720,17 @@ mod tests {
         let heap = Heap::default();
         heap.grey_reset();
         let addr = |i: usize| Address::new(0x1000 + 16 * i);
-        let mut expected = 0;
+        // Shades queue from the start, but markers take nothing before mark setup has listed
+        // the roots (`GreyQueue::snapshot`).
+        heap.shared.grey_push(addr(0));
+        let (mut s0, mut r0) = (Vec::new(), Vec::new());
+        assert!(
+            !heap.grey_take(&mut s0, &mut r0),
+            "traced during mark setup"
+        );
+        heap.grey_open();
+        heap.grey_set_roots();
+        let mut expected = 1;
         let mut taken = Vec::new();
         let (mut stack, mut roots) = (Vec::new(), Vec::new());
         let mut take_all = |taken: &mut Vec<Address>| {
@@ -1710,6 +1767,13 @@ mod tests {
             take_all(&mut taken);
             assert!(heap.grey_idle());
         }
+        // Marking over: a late shade stays queued, for no marker.
+        assert!(heap.grey_finish());
+        heap.shared.grey_push(addr(expected));
+        assert!(
+            !heap.grey_take(&mut stack, &mut roots),
+            "traced after marking ended"
+        );
         taken.sort_unstable();
         let want: Vec<Address> = (0..expected).map(addr).collect();
         assert_eq!(

@@ -161,6 +161,7 @@ impl core::fmt::Debug for Span {
             .field("nelems", &self.nelems)
             .field("alloc_count", &self.alloc_count.load(Ordering::Relaxed))
             .field("sweep_gen", &self.sweep_gen.load(Ordering::Relaxed))
+            .field("root_gen", &self.root_gen.load(Ordering::Relaxed))
             .finish()
     }
 }

@@ -209,6 +209,14 @@ impl<'h> Marker<'h> {
         // SAFETY: only marked, allocated, initialised scan objects are queued grey, and no
         // object is freed while marking runs.
         let header = unsafe { &*obj.as_mut_ptr::<ObjectHeader>() };
+        // A reachable object is never found dead by a sweep (I1); one that was has had its
+        // drop queued or run, and tracing it would read freed memory.
+        #[cfg(any(debug_assertions, feature = "poison"))]
+        assert_eq!(
+            header.drop_state(),
+            crate::ptr::header::DropState::NotQueued,
+            "gc-core: marking reached {obj:?}, which a sweep found dead"
+        );
         if let Some(trace) = header.descriptor().trace {
             // SAFETY: the descriptor belongs to this object, whose value is initialised. Its
             // fields are immutable except through `GcSlot` (atomic) and `GcCell` (whose trace

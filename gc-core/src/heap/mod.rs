@@ -1298,6 +1298,14 @@ impl HeapShared {
                 let header = unsafe { &*object.as_mut_ptr::<ObjectHeader>() };
                 match header.drop_state() {
                     DropState::NotQueued => {
+                        // A dead object is unreachable, so nothing can count a root on it: a
+                        // count here is a root the mark missed (I1), about to be overwritten.
+                        #[cfg(any(debug_assertions, feature = "poison"))]
+                        assert!(
+                            !header.is_root(),
+                            "gc-core: sweep found the unmarked object {object:?} rooted (a root \
+                             the mark missed)"
+                        );
                         header.set_queued();
                         queued.push(PendingDrop { object });
                         keep |= 1 << b;

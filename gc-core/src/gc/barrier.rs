@@ -26,3 +26,19 @@ pub(crate) fn shade(p: NonNull<u8>) {
     // its span is in use.
     unsafe { collector().heap.shade(Address::from_ptr(p.as_ptr())) }
 }
+
+/// Whether the object at `p` (header address, or a tiny object's address) is marked: the drop
+/// barrier's check before it enters an operation to shade.
+///
+/// The caller holds a counted handle to the object, so it is alive.
+#[inline]
+pub(crate) fn is_marked(p: NonNull<u8>) -> bool {
+    // A seeded mutant for the loom models: every object looks marked, so the drop barrier
+    // never shades.
+    if cfg!(gc_core_mutant = "dropmark") {
+        return true;
+    }
+    // SAFETY: the object is alive for the duration of this call (the caller's contract), so
+    // its span is in use.
+    unsafe { collector().heap.is_marked(Address::from_ptr(p.as_ptr())) }
+}

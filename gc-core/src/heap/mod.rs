@@ -457,6 +457,7 @@ impl Heap {
     /// # Safety
     ///
     /// - As for [`Heap::span_of`].
+    #[inline]
     pub unsafe fn is_marked(&self, addr: Address) -> bool {
         // SAFETY: forwarded contract.
         unsafe { Heap::span_of(addr) }.is_some_and(|s| s.is_marked(addr))
@@ -1169,7 +1170,9 @@ impl HeapShared {
                 self.relist(s);
                 break;
             }
-            match self.sweep_claimed(s, sg) {
+            // Preserved: a span this sweep empties goes straight into the cache instead of
+            // back to the page heap and out again (Go's `sweep(preserve)` in `cacheSpan`).
+            match self.sweep_claimed(s, sg, true) {
                 Swept::HasRoom => {
                     span.set_sweep_gen(sg.plus(3));
                     return Ok(s);
@@ -1229,7 +1232,7 @@ impl HeapShared {
             self.relist(s);
             return;
         }
-        match self.sweep_claimed(s, sg) {
+        match self.sweep_claimed(s, sg, false) {
             Swept::Freed => {}
             Swept::HasRoom => self.list_swept(s, sg, Fullness::Partial),
             Swept::Full => self.list_swept(s, sg, Fullness::Full),
@@ -1268,8 +1271,9 @@ impl HeapShared {
     /// Sweeps a span the caller has claimed (`sweep_gen == sg - 1`): dead objects that need no
     /// drop are freed by rewriting the alloc bits from the mark bits, without touching them;
     /// dead objects that need a drop are queued and keep their slots until the next sweep.
-    /// An empty span goes back to the page heap.
-    fn sweep_claimed(&self, s: SpanRef, sg: SweepGen) -> Swept {
+    /// An empty span goes back to the page heap, unless `preserve`: then the caller keeps it
+    /// (`HasRoom`).
+    fn sweep_claimed(&self, s: SpanRef, sg: SweepGen, preserve: bool) -> Swept {
         // SAFETY: the caller's claim makes it the span's only user.
         let span = unsafe { s.get() };
         debug_assert_eq!(span.sweep_gen(), sg.minus(1));
@@ -1352,7 +1356,7 @@ impl HeapShared {
         if !queued.is_empty() {
             self.pending.lock().push(&queued);
         }
-        if live == 0 {
+        if live == 0 && !preserve {
             // SAFETY: the span holds no object (none marked, none waiting for a drop) and the
             // sweep claim makes us its only holder.
             unsafe { self.page_heap.lock().free_span(s.0) };

@@ -33,13 +33,14 @@
 //!   waits for operations in progress).
 //! - Cloning a rooted handle needs no shade: the object's count is at least one before and
 //!   after, and it can reach zero only through a drop, which shades.
-//! - Dropping a rooted handle reads the phase *first*. While marking, it takes the slow path:
-//!   an operation that shades and then decrements. Otherwise it only decrements. A drop that
-//!   read `Idle` just before mark setup published `Marking` does nothing between that read
-//!   and its decrement, so it is the same as a drop that happened entirely before mark
-//!   setup: the object was then not a root of the snapshot (if nothing else held it) and
-//!   is rightly left unmarked. The fast path is therefore one load, one branch and the
-//!   decrement, with no fence.
+//! - Dropping a rooted handle reads the phase *first*. Outside marking it only decrements:
+//!   one load, one branch and the decrement, with no fence. A drop that read `Idle` just
+//!   before mark setup published `Marking` does nothing between that read and its decrement,
+//!   so it is the same as a drop that happened entirely before mark setup: the object was
+//!   then not a root of the snapshot (if nothing else held it) and is rightly left unmarked.
+//!   While marking, it takes the slow path: if the object is marked already (born black, or
+//!   shaded or traced first), shading would change nothing and it only decrements; otherwise
+//!   it enters an operation that shades and then decrements.
 
 use core::any::type_name;
 use core::borrow::Borrow;
@@ -51,7 +52,7 @@ use core::mem::{align_of, needs_drop, size_of};
 use core::ops::Deref;
 use core::ptr::NonNull;
 
-use crate::gc::barrier::shade;
+use crate::gc::barrier::{is_marked, shade};
 use crate::gc::global::{collector, with_op, with_op_reentrant};
 use crate::gc::phase::marking;
 use crate::heap::{size_class_for, tiny_roots_of, Address, AllocError, SpanClass, TINY_BLOCK};
@@ -288,10 +289,20 @@ impl<T: Trace> Gc<T> {
     /// The drop barrier's slow path (see the module docs): inside an operation, shade then
     /// decrement. The drop may come from inside an operation already (a heap slot or cell
     /// giving up its counted handles as it is unrooted); then it runs inline.
+    ///
+    /// Most objects dropped while marking are marked already (born black, or reached first),
+    /// and shading them would change nothing: for those the decrement needs no operation. A
+    /// mark bit read while the phase is `Marking` is this cycle's (mark setup starts from swept
+    /// spans); one read just before a later cycle's mark setup makes the drop a drop that
+    /// happened before that mark setup, as for a drop that read `Idle`.
     #[cold]
     #[inline(never)]
     fn drop_root_while_marking(&self) {
-        with_op_reentrant(|| self.dec_roots_in_op());
+        if is_marked(self.raw()) {
+            self.dec_roots();
+        } else {
+            with_op_reentrant(|| self.dec_roots_in_op());
+        }
     }
 
     /// Whether two handles point at the same object.

@@ -12,7 +12,10 @@
 //! `Mutex` edges (any thread count; leaks likewise). One line per run: steps/s, step latency
 //! (p50, p99, longest, steps ≥ 1 ms and how many of those the OS preempted, the longest step
 //! not preempted), peak RSS, nodes leaked after the table is dropped and a full collection; for
-//! gc-core also its cycles and the collector's handshake pauses.
+//! gc-core also how many of the slow steps went mostly to mark assists or waits for the
+//! collector, and the longest step not preempted less its assists and waits
+//! ([`gc_core::thread_gc_time`]: what the mutator took that marking did not cause), its cycles
+//! and the collector's handshake pauses.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -80,6 +83,10 @@ trait Graph: Sync {
     fn value(p: &Self::Ptr) -> u64;
     fn get(p: &Self::Ptr, edge: usize) -> Option<Self::Ptr>;
     fn set(p: &Self::Ptr, edge: usize, to: Option<Self::Ptr>);
+    /// The calling thread's time in the collector's assists and waits so far.
+    fn gc_time() -> Duration {
+        Duration::ZERO
+    }
 }
 
 struct GcGraph;
@@ -96,6 +103,9 @@ impl Graph for GcGraph {
     }
     fn set(p: &Self::Ptr, edge: usize, to: Option<Self::Ptr>) {
         p.edges[edge].store(to);
+    }
+    fn gc_time() -> Duration {
+        gc_core::thread_gc_time()
     }
 }
 
@@ -152,6 +162,11 @@ struct Run {
     preempted: u64,
     /// The longest step during which this thread was not preempted.
     longest_own: Duration,
+    /// Steps of 1 ms or more, not preempted, at least half of which the thread spent in
+    /// gc-core's mark assists or waits ([`gc_core::thread_gc_time`]).
+    assisted: u64,
+    /// The longest time a step not preempted took outside those assists and waits.
+    longest_net: Duration,
 }
 
 /// What the scheduler has done to the calling thread so far (`getrusage(RUSAGE_THREAD)`).
@@ -234,8 +249,9 @@ fn churn<G: Graph>(table: &[G::Ptr], steps: u64, seed: u64) -> Run {
     let mut latencies = Vec::with_capacity(steps as usize);
     let mut checksum = 0u64;
     let (mut sched, mut preempted, mut longest_own) = (Sched::now(), 0, Duration::ZERO);
+    let (mut assisted, mut longest_net) = (0, Duration::ZERO);
     for step in 0..steps {
-        let t = Instant::now();
+        let (t, gc0) = (Instant::now(), G::gc_time());
         let node = &table[rng.below(n) as usize];
         let edge = rng.below(2) as usize;
         let target = if rng.below(2) == 0 {
@@ -259,17 +275,25 @@ fn churn<G: Graph>(table: &[G::Ptr], steps: u64, seed: u64) -> Run {
         checksum = checksum.wrapping_add(G::value(&target));
         G::set(node, edge, Some(target));
         let d = t.elapsed();
+        let gc = G::gc_time() - gc0;
         latencies.push(d);
+        let mut own = |d: Duration| {
+            longest_own = longest_own.max(d);
+            longest_net = longest_net.max(d.saturating_sub(gc));
+            if d >= Duration::from_millis(1) && gc >= d / 2 {
+                assisted += 1;
+            }
+        };
         if d >= Duration::from_micros(100) || step % 256 == 0 {
             let now = Sched::now();
             if d >= Duration::from_millis(1) && sched.step_lost_to_others(&now, d) {
                 preempted += 1;
             } else {
-                longest_own = longest_own.max(d);
+                own(d);
             }
             sched = now;
         } else {
-            longest_own = longest_own.max(d);
+            own(d);
         }
     }
     Run {
@@ -277,6 +301,8 @@ fn churn<G: Graph>(table: &[G::Ptr], steps: u64, seed: u64) -> Run {
         checksum,
         preempted,
         longest_own,
+        assisted,
+        longest_net,
     }
 }
 
@@ -310,6 +336,8 @@ where
     let checksum = runs.iter().fold(0u64, |a, r| a.wrapping_add(r.checksum));
     let preempted: u64 = runs.iter().map(|r| r.preempted).sum();
     let longest_own = runs.iter().map(|r| r.longest_own).max().unwrap_or_default();
+    let assisted: u64 = runs.iter().map(|r| r.assisted).sum();
+    let longest_net = runs.iter().map(|r| r.longest_net).max().unwrap_or_default();
     lat.sort_unstable();
     let pick = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
     let slow = lat
@@ -336,6 +364,11 @@ where
     if name == "gc" {
         let cycles = after.cycles - before.cycles;
         let p = after.pauses;
+        print!(
+            "; of the steps >= 1 ms not preempted, {assisted} mostly in mark assists or waits; \
+             longest not preempted, less its assists and waits {:.3} ms",
+            longest_net.as_secs_f64() * 1e3,
+        );
         print!(
             "; {cycles} cycles, handshake pauses p50 {:.1} µs p99 {:.1} µs max {:.1} µs ({} total), \
              mark assists {} ({:.1} ms), hard-limit waits {} (max {:.1} ms)",

@@ -59,7 +59,7 @@ pub mod trace;
 pub use config::{configure, ConfigError, GcConfig};
 pub use heap::AllocError;
 pub use ptr::{BorrowError, Gc, GcCell, GcRef, GcRefMut, GcSlot};
-pub use stats::{CycleStats, GcStats, Histogram};
+pub use stats::{thread_gc_time, CycleStats, GcStats, Histogram};
 pub use trace::{Trace, Tracer};
 
 #[cfg(feature = "derive")]

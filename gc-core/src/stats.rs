@@ -1,7 +1,29 @@
 //! Collector statistics: [`GcStats`], from [`crate::stats()`].
 
+use core::cell::Cell;
 use core::fmt;
 use std::time::Duration;
+
+crate::sync::thread_local! {
+    /// See [`thread_gc_time`].
+    static THREAD_GC_TIME: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// The time the calling thread has spent so far working for the collector or waiting for it
+/// without asking: in mark assists, at the hard limit (`GcStats::limit_waits`), and waiting
+/// for the collector to finish giving back its thread cache's spans (at mark setup and sweep
+/// start). Explicit [`crate::collect`] calls are not counted.
+///
+/// A program that times its own steps can subtract the difference across a step to tell the
+/// collector's share of a slow step from the rest (`examples/graph_churn.rs` does).
+pub fn thread_gc_time() -> Duration {
+    THREAD_GC_TIME.try_with(Cell::get).unwrap_or_default()
+}
+
+/// Adds `d` to the calling thread's [`thread_gc_time`].
+pub(crate) fn charge_thread(d: Duration) {
+    let _ = THREAD_GC_TIME.try_with(|t| t.set(t.get() + d));
+}
 
 /// Percentiles of a set of durations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

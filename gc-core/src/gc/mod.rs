@@ -392,8 +392,10 @@ impl Collector {
             // Not left behind for the cycle's end to unpark (harmless, but a wasted wake-up).
             self.driver.lock().waiters.retain(|w| w.id() != me.id());
         }
+        let waited = start.elapsed();
+        crate::stats::charge_thread(waited);
         let mut log = self.log.lock();
-        log.limit_waits.record(start.elapsed());
+        log.limit_waits.record(waited);
         log.limit_give_ups += u64::from(gave_up);
     }
 
@@ -428,8 +430,9 @@ impl Collector {
                 0
             }
         };
+        let t = start.elapsed();
+        crate::stats::charge_thread(t);
         if traced > 0 {
-            let t = start.elapsed();
             let mut log = self.log.lock();
             log.assists.record(t);
             log.cycle_assist += t;

@@ -143,8 +143,11 @@ impl CacheShared {
         }
     }
 
+    /// The collector holds the cache (it is giving back its spans): wait until it lets go,
+    /// charging the wait to the thread's `thread_gc_time`.
     #[cold]
     fn enter_contended(&self, mut v: u64) {
+        let start = std::time::Instant::now();
         loop {
             // Back out, wait for the collector to let go, and try again.
             v += 2;
@@ -155,9 +158,10 @@ impl CacheShared {
             self.op_word.store(v + 1, Ordering::Relaxed);
             asymmetric::light();
             if !self.claimed.load(Ordering::Acquire) {
-                return;
+                break;
             }
         }
+        crate::stats::charge_thread(start.elapsed());
     }
 
     #[inline(always)]

@@ -15,7 +15,9 @@
 //! gc-core also how many of the slow steps went mostly to mark assists or waits for the
 //! collector, and the longest step not preempted less its assists and waits
 //! ([`gc_core::thread_gc_time`]: what the mutator took that marking did not cause), its cycles
-//! and the collector's handshake pauses.
+//! and the collector's handshake pauses. With `GRAPH_CHURN_EXPLAIN=1`, each step of 1 ms or more
+//! that was neither preempted nor mostly assists and waits is printed to stderr with what
+//! `getrusage` says about it (CPU time, context switches, page faults).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -179,24 +181,32 @@ struct Sched {
     voluntary: i64,
     /// Involuntary ones: the scheduler gave the CPU to another task.
     involuntary: i64,
+    /// Page faults served without I/O (first touches of fresh memory, among others).
+    minor_faults: i64,
 }
 
 impl Sched {
     #[cfg(target_os = "linux")]
+    #[allow(clippy::unnecessary_cast)] // `c_long` is `i32` on 32-bit targets
     fn now() -> Sched {
         let at = Instant::now();
-        // SAFETY: `getrusage` writes into the zeroed struct we pass and reads nothing else.
-        let u = unsafe {
+        // SAFETY: `getrusage` and `clock_gettime` write into the zeroed structs we pass and
+        // read nothing else.
+        let (u, ts) = unsafe {
             let mut u: libc::rusage = std::mem::zeroed();
             libc::getrusage(libc::RUSAGE_THREAD, &mut u);
-            u
+            let mut ts: libc::timespec = std::mem::zeroed();
+            libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+            (u, ts)
         };
-        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
         Sched {
             at,
-            cpu: tv(u.ru_utime) + tv(u.ru_stime),
+            // Not `ru_utime + ru_stime`: those advance in scheduler ticks (4 ms here), which
+            // made a preempted step look as if it had spent the whole step on the CPU.
+            cpu: Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
             voluntary: u.ru_nvcsw as i64,
             involuntary: u.ru_nivcsw as i64,
+            minor_faults: u.ru_minflt as i64,
         }
     }
 
@@ -207,6 +217,7 @@ impl Sched {
             cpu: Duration::ZERO,
             voluntary: 0,
             involuntary: 0,
+            minor_faults: 0,
         }
     }
 
@@ -250,6 +261,7 @@ fn churn<G: Graph>(table: &[G::Ptr], steps: u64, seed: u64) -> Run {
     let mut checksum = 0u64;
     let (mut sched, mut preempted, mut longest_own) = (Sched::now(), 0, Duration::ZERO);
     let (mut assisted, mut longest_net) = (0, Duration::ZERO);
+    let explain = std::env::var_os("GRAPH_CHURN_EXPLAIN").is_some();
     for step in 0..steps {
         let (t, gc0) = (Instant::now(), G::gc_time());
         let node = &table[rng.below(n) as usize];
@@ -289,6 +301,18 @@ fn churn<G: Graph>(table: &[G::Ptr], steps: u64, seed: u64) -> Run {
             if d >= Duration::from_millis(1) && sched.step_lost_to_others(&now, d) {
                 preempted += 1;
             } else {
+                if explain && d.saturating_sub(gc) >= Duration::from_millis(1) {
+                    eprintln!(
+                        "slow step {step}: {d:?}, {gc:?} of it in assists and waits; since the \
+                         last reading ({:?} ago): CPU {:?}, {} voluntary and {} involuntary \
+                         switches, {} minor faults",
+                        now.at - sched.at,
+                        now.cpu - sched.cpu,
+                        now.voluntary - sched.voluntary,
+                        now.involuntary - sched.involuntary,
+                        now.minor_faults - sched.minor_faults,
+                    );
+                }
                 own(d);
             }
             sched = now;

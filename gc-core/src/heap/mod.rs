@@ -177,7 +177,20 @@ impl PendingDrops {
     /// Spare chunks kept at most (8 KiB each).
     const SPARE: usize = 64;
 
-    fn push(&mut self, queued: &[PendingDrop]) {
+    /// Queues `queued`, taking new chunks from the spares and then from `fresh`. Queues nothing
+    /// and returns how many chunks are missing if there are not enough: the caller allocates
+    /// them outside the lock and tries again.
+    fn push(
+        &mut self,
+        queued: &[PendingDrop],
+        fresh: &mut Vec<Vec<PendingDrop>>,
+    ) -> Result<(), usize> {
+        let room = self.chunks.last().map_or(0, |c| Self::CHUNK - c.len());
+        let need = queued.len().saturating_sub(room).div_ceil(Self::CHUNK);
+        let have = self.spare.len() + fresh.len();
+        if need > have {
+            return Err(need - have);
+        }
         self.len += queued.len();
         let mut rest = queued;
         while !rest.is_empty() {
@@ -186,7 +199,8 @@ impl PendingDrops {
                 let chunk = self
                     .spare
                     .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(Self::CHUNK));
+                    .or_else(|| fresh.pop())
+                    .expect("counted above");
                 self.chunks.push(chunk);
                 continue;
             }
@@ -197,6 +211,7 @@ impl PendingDrops {
                 .extend_from_slice(now);
             rest = later;
         }
+        Ok(())
     }
 
     fn is_empty(&self) -> bool {
@@ -209,13 +224,13 @@ impl PendingDrops {
         core::mem::take(&mut self.chunks)
     }
 
-    /// Takes back chunks whose drops have run.
+    /// Takes back chunks whose drops have run, as spares, while there is room for them; the
+    /// rest stay in `chunks`, for the caller to free outside the lock.
     fn recycle(&mut self, chunks: &mut Vec<Vec<PendingDrop>>) {
-        for mut c in chunks.drain(..) {
-            if self.spare.len() < Self::SPARE {
-                c.clear();
-                self.spare.push(c);
-            }
+        while self.spare.len() < Self::SPARE {
+            let Some(mut c) = chunks.pop() else { break };
+            c.clear();
+            self.spare.push(c);
         }
     }
 }
@@ -824,7 +839,12 @@ impl Heap {
                 unsafe { self.shared.drop_object(p.object) };
                 self.shared.drops_in_flight.fetch_sub(1, Ordering::AcqRel);
             }
-            self.shared.pending.lock().recycle(&mut batch);
+            // Freeing thousands of chunks (a large heap's sweep) under the lock would hold up
+            // every allocating thread whose lazy sweep queues drops meanwhile: only the
+            // spares are handed back under it.
+            let mut spares = batch.split_off(batch.len().saturating_sub(PendingDrops::SPARE));
+            self.shared.pending.lock().recycle(&mut spares);
+            drop((spares, batch));
         }
     }
 
@@ -1063,6 +1083,21 @@ impl HeapShared {
         }
         self.count_marked(objects, objects as usize * span.elem_size());
         examined
+    }
+
+    /// Queues drops found by a sweep. New chunks are allocated outside the lock.
+    fn queue_drops(&self, queued: &[PendingDrop]) {
+        let mut fresh = Vec::new();
+        loop {
+            // (The guard must not live into the allocation below.)
+            let pushed = self.pending.lock().push(queued, &mut fresh);
+            match pushed {
+                Ok(()) => return,
+                Err(missing) => {
+                    fresh.extend((0..missing).map(|_| Vec::with_capacity(PendingDrops::CHUNK)))
+                }
+            }
+        }
     }
 
     /// Queues one grey object (a mutator's shade): into the partial chunk, which joins the
@@ -1354,7 +1389,7 @@ impl HeapShared {
         }
         self.spans_swept.fetch_add(1, Ordering::Relaxed);
         if !queued.is_empty() {
-            self.pending.lock().push(&queued);
+            self.queue_drops(&queued);
         }
         if live == 0 && !preserve {
             // SAFETY: the span holds no object (none marked, none waiting for a drop) and the
@@ -1811,15 +1846,30 @@ mod tests {
                         }
                     })
                     .collect();
-                q.push(&queued);
+                // As `HeapShared::queue_drops` does: chunks missing are made outside, and a
+                // refused push queues nothing.
+                let mut fresh = Vec::new();
+                while let Err(missing) = q.push(&queued, &mut fresh) {
+                    assert!(missing > 0);
+                    let len = q.len;
+                    fresh.extend((0..missing).map(|_| Vec::with_capacity(PendingDrops::CHUNK)));
+                    assert_eq!(q.len, len);
+                }
             }
             assert_eq!(q.is_empty(), next == seen.len());
             let mut chunks = q.take();
             assert!(q.is_empty());
             assert!(chunks.iter().all(|c| c.len() <= PendingDrops::CHUNK));
             seen.extend(chunks.iter().flatten().map(|p| p.object));
+            let n = chunks.len();
             q.recycle(&mut chunks);
             assert!(q.spare.iter().all(Vec::is_empty));
+            assert_eq!(
+                q.spare.len() + chunks.len(),
+                n,
+                "every chunk is kept or handed back"
+            );
+            assert!(q.spare.len() <= PendingDrops::SPARE);
         }
         let want: Vec<Address> = (1..=next).map(|i| Address::new(16 * i)).collect();
         assert_eq!(seen, want, "every drop is taken exactly once, in order");

@@ -1187,7 +1187,7 @@ impl HeapShared {
             return Ok(s);
         }
         // Sweep before reuse: a bounded number of unswept spans, keeping the first with room.
-        for _ in 0..100 {
+        for _ in 0..LAZY_SWEEP_BUDGET {
             let _sweeping = self.sweeping();
             let Some(s) = self.central.pop_unswept(class, sg) else {
                 break;
@@ -1600,6 +1600,13 @@ impl HeapShared {
         }
     }
 }
+
+/// How many unswept spans an allocating thread sweeps, at most, looking for one with room
+/// before it takes a new span from the page heap (Go's `spanBudget` is 100). In a heap that is
+/// mostly live, most spans sweep full, and each sweep queues the drops of its dead objects
+/// (a header read and write each, mostly cache misses): 100 spans made refills of 0.3–1.5 ms
+/// with 10 M live objects. The collector thread sweeps the rest meanwhile.
+const LAZY_SWEEP_BUDGET: usize = 16;
 
 /// The outcome of sweeping one span.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

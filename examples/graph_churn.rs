@@ -16,8 +16,8 @@
 //! collector, and the longest step not preempted less its assists and waits
 //! ([`gc_core::thread_gc_time`]: what the mutator took that marking did not cause), its cycles
 //! and the collector's handshake pauses. With `GRAPH_CHURN_EXPLAIN=1`, each step of 1 ms or more
-//! that was neither preempted nor mostly assists and waits is printed to stderr with what
-//! `getrusage` says about it (CPU time, context switches, page faults).
+//! that was neither preempted nor mostly assists and waits is printed to stderr with the
+//! thread's CPU time, context switches and page faults over it.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -171,7 +171,8 @@ struct Run {
     longest_net: Duration,
 }
 
-/// What the scheduler has done to the calling thread so far (`getrusage(RUSAGE_THREAD)`).
+/// What the scheduler has done to the calling thread so far (`getrusage(RUSAGE_THREAD)`, and
+/// the thread's CPU clock).
 #[derive(Clone, Copy)]
 struct Sched {
     at: Instant,

@@ -249,7 +249,8 @@ fn build<G: Graph>(live: usize, rng: &mut XorShift64Star) -> Vec<G::Ptr> {
 ///
 /// A step of 1 ms or more is counted as *preempted* if the thread was preempted (or, without
 /// any context switch, off the CPU) for at least half of it ([`Sched::step_lost_to_others`],
-/// from what `getrusage` says before and after; "before" is read after every step of 100 µs
+/// from the context switches `getrusage` counts and the thread's CPU clock before and after;
+/// "before" is read after every step of 100 µs
 /// or more and every 256 steps, so a wait inside gc-core and a preemption rarely share a
 /// window). On a shared virtual machine even a real-time-priority
 /// thread is preempted now and then (Linux's deadline server gives ordinary tasks up to 50 ms

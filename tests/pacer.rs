@@ -5,8 +5,9 @@
 //!
 //! The workload is the concurrent stress of `tests/concurrent.rs` (mutators churning one
 //! shared graph, every visit checked, every drop logged, drops == allocations at the end),
-//! plus a check that the assists did run and did trace objects. A binary of its own, since
-//! `configure` is process-wide.
+//! plus a check that the assists did run and did trace objects; and a check that
+//! `gc_core::thread_gc_time` charges a thread for its own assists only. A binary of its own,
+//! since `configure` is process-wide.
 
 mod concurrent_support;
 

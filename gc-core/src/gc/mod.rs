@@ -21,9 +21,9 @@
 //!
 //! *Mutator operations* are the points where a thread's handles interact with the collector:
 //! allocation, cloning an unrooted handle, `GcSlot` loads and stores, `GcCell::borrow_mut`
-//! acquire/release, and dropping a rooted handle while marking. Each runs inside a
-//! [`crate::heap::CacheOp`] on the thread's cache (`global::with_op`): its per-thread op word is
-//! the "pin" that handshakes wait out. No mutator ever waits for the collector, except for the
+//! acquire/release, and dropping a rooted handle to an unmarked object while marking. Each runs
+//! inside a [`crate::heap::CacheOp`] on the thread's cache (`global::with_op`): its per-thread
+//! op word is the "pin" that handshakes wait out. No mutator ever waits for the collector, except for the
 //! cache flush at mark setup and sweep start (its own cache's flush), and a thread that has
 //! allocated a whole GOGC allowance past the trigger while the cycle has not finished.
 

@@ -32,7 +32,8 @@
 //!   operation keeps the collector from finishing the mark in between (mark termination
 //!   waits for operations in progress).
 //! - Cloning a rooted handle needs no shade: the object's count is at least one before and
-//!   after, and it can reach zero only through a drop, which shades.
+//!   after, and it can reach zero only through a drop, which shades (or finds the object
+//!   marked already).
 //! - Dropping a rooted handle reads the phase *first*. Outside marking it only decrements:
 //!   one load, one branch and the decrement, with no fence. A drop that read `Idle` just
 //!   before mark setup published `Marking` does nothing between that read and its decrement,

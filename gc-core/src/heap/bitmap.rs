@@ -80,6 +80,20 @@ impl Bitmap {
         self.words[i / 64].fetch_or(bit, Ordering::AcqRel) & bit == 0
     }
 
+    /// Sets the bits of `bits` in word `w` with one atomic `fetch_or`. Safe against concurrent
+    /// setters of any bit.
+    #[inline]
+    pub fn or_word_atomic(&self, w: usize, bits: u64) {
+        self.words[w].fetch_or(bits, Ordering::AcqRel);
+    }
+
+    /// Clears the bits of `bits` in word `w` with one atomic `fetch_and`. Safe against
+    /// concurrent setters of other bits.
+    #[inline]
+    pub fn clear_word_atomic(&self, w: usize, bits: u64) {
+        self.words[w].fetch_and(!bits, Ordering::AcqRel);
+    }
+
     /// Sets bit `i` with a plain load and store; returns true if it was clear. Only for a
     /// thread that is the sole writer of the map for the moment (the stop-the-world marker):
     /// it skips the locked read-modify-write of [`Bitmap::set_atomic`].

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::addr::{Address, PageId, ARENA_SIZE, PAGE_SIZE};
 use super::arena::{Arena, ArenaTable};
-use super::span::{Span, SpanClass, SweepGen};
+use super::span::{Span, SpanClass, SweepGen, NUM_SPAN_CLASSES};
 use super::AllocError;
 
 /// Page runs and the arenas they come from.
@@ -36,7 +36,19 @@ pub(crate) struct PageHeap {
     pub(crate) spans_in_use: usize,
     /// The hard limit on bytes in spans in use (`usize::MAX` for none).
     pub(crate) limit: usize,
+    /// Metadata of freed small spans, by span class, kept for the next span of the class (Go's
+    /// `fixalloc` for `mspan`s): a span's metadata is three bitmaps and a box, and a heap whose
+    /// spans die and come back every cycle would otherwise pay four `malloc`s and four `free`s
+    /// each time. At most [`MAX_SPARE_SPANS`] in all.
+    // Boxed: each record is handed out as the span's address (`Box::into_raw`), so it is the
+    // allocation itself that is kept.
+    #[allow(clippy::vec_box)]
+    spares: Vec<Vec<Box<Span>>>,
+    spare_count: usize,
 }
+
+/// The most span metadata records [`PageHeap`] keeps for reuse (a few hundred KiB at most).
+const MAX_SPARE_SPANS: usize = 1024;
 
 impl PageHeap {
     pub(crate) fn new(limit: Option<usize>) -> Self {
@@ -55,7 +67,16 @@ impl PageHeap {
     ) -> Result<core::ptr::NonNull<Span>, AllocError> {
         debug_assert!(npages > 0);
         let start = self.alloc_run(npages)?;
-        let span = Box::into_raw(Box::new(Span::new(start.start(), npages, class, sg)));
+        let span = match self.spares.get_mut(class.index()).and_then(Vec::pop) {
+            Some(mut spare) => {
+                self.spare_count -= 1;
+                spare.reset(start.start(), sg);
+                spare
+            }
+            None => Box::new(Span::new(start.start(), npages, class, sg)),
+        };
+        debug_assert_eq!(span.npages(), npages);
+        let span = Box::into_raw(span);
         self.set_page_map(start, npages, span);
         self.in_use_pages += npages;
         self.spans_in_use += 1;
@@ -76,7 +97,16 @@ impl PageHeap {
         let span = unsafe { Box::from_raw(span.as_ptr()) };
         let (start, npages) = (span.start().page(), span.npages());
         self.set_page_map(start, npages, core::ptr::null_mut());
-        drop(span);
+        let class = span.class();
+        if !class.is_large() && self.spare_count < MAX_SPARE_SPANS {
+            if self.spares.is_empty() {
+                self.spares = (0..NUM_SPAN_CLASSES).map(|_| Vec::new()).collect();
+            }
+            self.spares[class.index()].push(span);
+            self.spare_count += 1;
+        } else {
+            drop(span);
+        }
         self.in_use_pages -= npages;
         self.spans_in_use -= 1;
         self.insert_free(start.as_usize(), npages);

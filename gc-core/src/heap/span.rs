@@ -167,6 +167,26 @@ impl core::fmt::Debug for Span {
 }
 
 impl Span {
+    /// Makes the metadata of a freed small span that of a fresh one of the same class at `start`
+    /// (what [`Span::new`] would return), swept as of `sg`.
+    pub(crate) fn reset(&mut self, start: Address, sg: SweepGen) {
+        debug_assert!(!self.class.is_large());
+        self.start = start;
+        self.alloc_bits.clear();
+        let last = self.alloc_bits.nwords() - 1;
+        self.alloc_bits.set_word(last, tail_mask(self.nelems));
+        self.mark_bits.clear();
+        self.drop_bits.clear();
+        self.sweep_gen = AtomicU32::new(sg.0);
+        self.alloc_count = AtomicUsize::new(0);
+        self.root_gen = AtomicU32::new(1);
+        if let Some(t) = &self.tiny_roots {
+            for r in t.iter() {
+                r.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Metadata for a fresh span of `npages` pages at `start`, all slots free, swept as of `sg`.
     /// For large classes `elem_size` is the whole span.
     pub(crate) fn new(start: Address, npages: usize, class: SpanClass, sg: SweepGen) -> Span {

@@ -85,6 +85,29 @@ impl CachedSpan {
         nwords: 0,
         span: None,
     };
+
+    /// Marks every slot of the current word not handed out yet, with one atomic: allocate-black
+    /// in batches (see [`CacheLocal::seen`]).
+    fn premark(&self) {
+        if let (Some(s), true) = (self.span, self.bits != 0) {
+            // SAFETY: the span is cached by us, hence alive.
+            unsafe { s.get() }
+                .mark_bits
+                .or_word_atomic(self.word as usize, self.bits);
+        }
+    }
+
+    /// Takes back the marks [`CachedSpan::premark`] put on slots that were never handed out, so
+    /// that no free slot is marked when the span leaves the cache (the sweep keeps what is
+    /// marked). Those slots hold no object, so no marker or barrier sets their bits meanwhile.
+    fn unpremark(&self) {
+        if let (Some(s), true) = (self.span, self.bits != 0) {
+            // SAFETY: the span is cached by us, hence alive.
+            unsafe { s.get() }
+                .mark_bits
+                .clear_word_atomic(self.word as usize, self.bits);
+        }
+    }
 }
 
 /// The tiny block being filled.
@@ -94,21 +117,22 @@ struct Tiny {
     block: usize,
     /// Bytes of it used.
     offset: usize,
-    span: Option<SpanRef>,
-    slot: usize,
 }
 
 impl Tiny {
     const NONE: Tiny = Tiny {
         block: 0,
         offset: 0,
-        span: None,
-        slot: 0,
     };
 }
 
 /// The part of a cache only its current user (owner, or collector holding a claim) touches.
 struct CacheLocal {
+    /// The allocation state the cache works in. While it says black, the free slots of each
+    /// class's current word are marked already (`premark`, when the word is taken or the
+    /// state turns black), and so is the tiny block: handing out a slot is then as cheap as in
+    /// white, instead of one atomic mark-bit set per object. Marks on slots not handed out are
+    /// taken back when the word is given up or the state turns white (`unpremark`).
     seen: AllocState,
     classes: [CachedSpan; NUM_SPAN_CLASSES],
     tiny: Tiny,
@@ -226,6 +250,25 @@ impl CacheShared {
 }
 
 impl CacheLocal {
+    /// The state turns black: marks the free slots of every current word, and forgets the tiny
+    /// block (taken in white, its slot is unmarked; the next tiny object takes a new block from
+    /// a marked slot, at the cost of the old block's unused bytes until it dies).
+    fn premark_all(&mut self) {
+        for c in &self.classes {
+            c.premark();
+        }
+        self.tiny = Tiny::NONE;
+    }
+
+    /// The state turns white without a new sweep generation (an abandoned mark): takes back
+    /// the marks on slots not handed out. (The tiny block's slot is an object: its mark is
+    /// the abandoning collector's to clear, with every other mark.)
+    fn unpremark_all(&mut self) {
+        for c in &self.classes {
+            c.unpremark();
+        }
+    }
+
     /// Gives every span back and forgets the tiny block; adopts the heap's current state.
     fn release_all(&mut self, heap: &HeapShared) {
         let state = heap.load_state();
@@ -239,6 +282,9 @@ impl CacheLocal {
     /// Writes the cache's allocations back into the span of class `i` and returns it.
     fn release(&mut self, heap: &HeapShared, i: usize, sg: SweepGen) {
         let c = core::mem::replace(&mut self.classes[i], CachedSpan::EMPTY);
+        if self.seen.black() {
+            c.unpremark();
+        }
         let Some(s) = c.span else { return };
         // SAFETY: the span is cached by us, hence alive and ours.
         let span = unsafe { s.get() };
@@ -375,6 +421,11 @@ impl CacheOp<'_> {
         if state.sweep_gen() != local.seen.sweep_gen() {
             local.release_all(&self.cache.heap);
         }
+        match (local.seen.black(), state.black()) {
+            (false, true) => local.premark_all(),
+            (true, false) => local.unpremark_all(),
+            _ => {}
+        }
         local.seen = state;
     }
 
@@ -394,20 +445,14 @@ impl CacheOp<'_> {
     ) -> Result<Address, AllocError> {
         debug_assert!(!class.is_large() && !class.is_tiny());
         self.sync_state();
-        self.alloc_in(class, needs_drop).map(|(a, _, _)| a)
+        self.alloc_in(class, needs_drop)
     }
 
-    /// The fast path shared by [`CacheOp::alloc`] and the tiny allocator: returns the slot, its
-    /// index and its span.
+    /// The fast path shared by [`CacheOp::alloc`] and the tiny allocator: returns the slot.
     #[inline(always)]
-    fn alloc_in(
-        &mut self,
-        class: SpanClass,
-        needs_drop: bool,
-    ) -> Result<(Address, usize, SpanRef), AllocError> {
+    fn alloc_in(&mut self, class: SpanClass, needs_drop: bool) -> Result<Address, AllocError> {
         // SAFETY: one reference, not kept across the calls below.
         let local = unsafe { self.local() };
-        let black = local.seen.black();
         let c = &mut local.classes[class.index()];
         if c.bits == 0 {
             self.refill(class)?;
@@ -417,19 +462,15 @@ impl CacheOp<'_> {
         c.bits &= c.bits - 1;
         let addr = Address::new(c.word_base + bit * c.elem_size);
         prefetch_ahead(addr);
-        let slot = c.word as usize * 64 + bit;
-        let s = c.span.expect("a cache word with free bits has a span");
-        if needs_drop || black {
+        if needs_drop {
+            let s = c.span.expect("a cache word with free bits has a span");
             // SAFETY: the span is cached by us, hence alive.
-            let span = unsafe { s.get() };
-            if needs_drop {
-                span.drop_bits.set_unsync(slot);
-            }
-            if black {
-                span.mark_bits.set_atomic(slot);
-            }
+            unsafe { s.get() }
+                .drop_bits
+                .set_unsync(c.word as usize * 64 + bit);
         }
-        Ok((addr, slot, s))
+        // Black allocation needs nothing here: the slot was marked with its word (`premark`).
+        Ok(addr)
     }
 
     /// Makes `classes[class]` have a free bit: the span's next word, or another span.
@@ -440,6 +481,7 @@ impl CacheOp<'_> {
         // SAFETY: one reference for the duration of this call; `heap` is not `local`.
         let local = unsafe { self.local() };
         let sg = local.seen.sweep_gen();
+        let black = local.seen.black();
         let i = class.index();
         loop {
             let c = &mut local.classes[i];
@@ -451,6 +493,9 @@ impl CacheOp<'_> {
                     c.word_base += 64 * c.elem_size;
                     c.bits = !span.alloc_bits.word(c.word as usize);
                     if c.bits != 0 {
+                        if black {
+                            c.premark();
+                        }
                         return Ok(());
                     }
                 }
@@ -469,6 +514,9 @@ impl CacheOp<'_> {
                 span: Some(s),
             };
             if local.classes[i].bits != 0 {
+                if black {
+                    local.classes[i].premark();
+                }
                 return Ok(());
             }
             // The first word is full: the loop advances through the rest of the span.
@@ -488,29 +536,23 @@ impl CacheOp<'_> {
     pub unsafe fn alloc_tiny(&mut self, size: usize, align: usize) -> Result<Address, AllocError> {
         debug_assert!(size < TINY_BLOCK && align.is_power_of_two() && align <= 8);
         let size = size.max(1);
-        let state = self.sync_state();
+        self.sync_state();
         {
             // SAFETY: one reference, dropped before `alloc_in`.
             let t = &mut unsafe { self.local() }.tiny;
             let off = (t.offset + align - 1) & !(align - 1);
             if t.block != 0 && off + size <= TINY_BLOCK {
+                // In black, the block's slot was marked with its word (`premark`): a block
+                // taken in white is forgotten when the state turns black (`premark_all`).
                 t.offset = off + size;
-                if state.black() {
-                    let s = t.span.expect("a tiny block has a span");
-                    // SAFETY: the tiny block's span is cached by us (the block is forgotten
-                    // whenever spans are given back), hence alive.
-                    unsafe { s.get() }.mark_bits.set_atomic(t.slot);
-                }
                 return Ok(Address::new(t.block + off));
             }
         }
-        let (addr, slot, span) = self.alloc_in(SpanClass::TINY, false)?;
+        let addr = self.alloc_in(SpanClass::TINY, false)?;
         // SAFETY: one reference.
         unsafe { self.local() }.tiny = Tiny {
             block: addr.as_usize(),
             offset: size,
-            span: Some(span),
-            slot,
         };
         Ok(addr)
     }

@@ -10,9 +10,10 @@ crate::sync::thread_local! {
 }
 
 /// The time the calling thread has spent so far working for the collector or waiting for it
-/// without asking: in mark assists, at the hard limit (`GcStats::limit_waits`), and waiting
-/// for the collector to finish giving back its thread cache's spans (at mark setup and sweep
-/// start). Explicit [`crate::collect`] calls are not counted.
+/// without asking: in mark assists, at the hard limit (`GcStats::limit_waits`), and in giving
+/// back its thread cache's spans when the collector asks for them (at mark setup and sweep
+/// start; the thread does it itself if it is busy, or waits if the collector got there first
+/// and is doing it). Explicit [`crate::collect`] calls are not counted.
 ///
 /// A program that times its own steps can subtract the difference across a step to tell the
 /// collector's share of a slow step from the rest (`examples/graph_churn.rs` does).

@@ -16,6 +16,7 @@
 //! | [`f_hard_limit_wait_vs_a_drop_that_needs_the_waiters_lock`] | an allocating thread past the hard limit, waiting for the cycle's end (`wait_at_hard_limit`), against the collector thread's drops, one of which needs a lock that thread holds | `sweepwait` |
 //! | [`g_assist_races_mark_setup`] | a mark assist, started by a thread that sees `Marking`, against a store whose operation began before it (mark setup's handshake still waiting for it) | `blacken` |
 //! | [`h_cache_root_scan_races_mark_setup`] | a thread cache enumerating the roots of a span it takes while allocating black, against a take whose operation began before `Marking` was published | `blacken` |
+//! | [`i_cache_flush_races_its_owner`] | mark setup's request for a cache's spans against the cache's owner allocating (either gives them back, never both) | `flush` |
 //!
 //! Mutants (`--cfg gc_core_mutant="…"`): `barrier` makes `gc::barrier::shade` do nothing;
 //! `handshake` skips mark termination's handshake; `relist` drops a span that an allocation
@@ -25,9 +26,11 @@
 //! the collector did not move on; `blacken` lets markers take grey work, and thread caches
 //! enumerate roots, as soon as `Marking` is published instead of once mark setup's handshake is
 //! over (the bug a 10-minute stress run found); `dropmark` makes the drop barrier take every
-//! object for marked already, so a drop while marking never shades. Built with a mutant, the
-//! models that must catch it expect the failure (`should_panic`) and the others are not run
-//! (`model_test!` lists the mutants once); `.ci/run` runs every build.
+//! object for marked already, so a drop while marking never shades; `flush` makes a cache's owner
+//! take the collector's request for its spans with a plain store instead of a compare-and-swap
+//! (all nine models fail with it when run; (i) is the one that declares it). Built with a
+//! mutant, the models that must catch it expect the failure (`should_panic`) and the others
+//! are not run (`model_test!` lists the mutants once); `.ci/run` runs every build.
 //!
 //! What a failure looks like: every object carries a [`Canary`] whose drop sets a flag. A model
 //! fails when an object it can still reach was dropped (swept: invariant I1), or, in model (c),
@@ -124,7 +127,8 @@ macro_rules! model_test {
                     gc_core_mutant = "relist",
                     gc_core_mutant = "sweepwait",
                     gc_core_mutant = "blacken",
-                    gc_core_mutant = "dropmark"
+                    gc_core_mutant = "dropmark",
+                    gc_core_mutant = "flush"
                 ),
                 not(any($(gc_core_mutant = $mutant),+))
             ),
@@ -539,6 +543,32 @@ model_test! {
             cycle.sweep();
             k.canary.alive();
             drop(p);
+        });
+    }
+}
+
+model_test! {
+    /// (i) Mark setup's cache flush races the cache's owner, which allocates.
+    ///
+    /// The allocator's first allocation makes its cache take a span; mark setup then asks every
+    /// cache for its spans. If the allocator starts its next operation after the request, it
+    /// gives them back itself and goes on; if not, the collector does, holding the cache while
+    /// the owner is out of operations. The word the two compare-and-swap decides which: were the
+    /// owner to take the request without it, both could give the spans back at once, a
+    /// concurrent use of the cache's state that loom reports. Both objects must survive the
+    /// cycle (the second is allocated black, in a span taken before or after the flush).
+    catches ["flush"] expecting "Causality violation";
+    fn i_cache_flush_races_its_owner() {
+        model("i (cache flush vs its owner)", || {
+            let mut cycle = Cycle::start();
+            let allocator = thread::spawn(|| (node(), leaf()));
+            cycle.mark_setup();
+            let (n, l) = allocator.join().unwrap();
+            cycle.mark();
+            cycle.mark_termination();
+            cycle.sweep();
+            n.canary.alive();
+            l.canary.alive();
         });
     }
 }

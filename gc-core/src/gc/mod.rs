@@ -531,9 +531,9 @@ impl Collector {
         // Every operation that began before `Marking` has ended: the snapshot is taken, and
         // markers (assists) may trace from now on.
         self.heap.grey_open();
-        // Each cache is claimed in turn: what its owner can have waited is one claim.
-        let longest_claim = self.heap.flush_caches();
-        cycle.pauses.record(longest_claim);
+        // Each cache is flushed in turn: record the longest (an owner that waited, waited less).
+        let longest_flush = self.heap.flush_caches();
+        cycle.pauses.record(longest_flush);
     }
 
     /// Steps 3–4, concurrent mark and termination. A `Trace` impl that panics (breaking its
@@ -568,9 +568,9 @@ impl Collector {
         });
         #[cfg(not(feature = "poison"))]
         {
-            let (handshake, longest_claim) = self.heap.start_sweep();
+            let (handshake, longest_flush) = self.heap.start_sweep();
             cycle.pauses.record(handshake);
-            cycle.pauses.record(longest_claim);
+            cycle.pauses.record(longest_flush);
         }
         phase().set(Phase::Sweeping);
         // Threads waiting at the hard limit for the mark may go on (`wait_at_hard_limit`).

@@ -498,10 +498,11 @@ impl Heap {
         }
     }
 
-    /// Gives back the spans of every thread cache (each is claimed for the time it takes to
-    /// flush it; its owner, if it starts an operation meanwhile, waits for that flush only).
-    /// Afterwards every object allocated before the call is in a listed span's alloc bits.
-    /// Returns the longest time one cache was claimed: the longest an owner can have waited.
+    /// Gives back the spans of every thread cache, one cache after another: an owner that
+    /// starts an operation while its cache is asked gives them back itself, and the collector
+    /// does it for the others, holding each such cache for that long (module docs of
+    /// `thread_cache.rs`). Afterwards every object allocated before the call is in a listed
+    /// span's alloc bits. Returns the longest time one cache's flush took, from the request on.
     pub fn flush_caches(&self) -> std::time::Duration {
         let _c = self.shared.control.lock();
         self.shared.flush_caches()
@@ -715,7 +716,7 @@ impl Heap {
     ///
     /// For the collector's mark termination, after this cycle's sweep termination and mark
     /// setup flushed every cache (so no cache holds a span from before the current sweep).
-    /// Returns how long the handshake took and the longest the caches were claimed.
+    /// Returns how long the handshake took and the longest one cache's flush took.
     pub(crate) fn start_sweep(&self) -> (std::time::Duration, std::time::Duration) {
         self.sweep_listed();
         let _c = self.shared.control.lock();
@@ -1010,13 +1011,13 @@ impl HeapShared {
         }
     }
 
-    /// Claims each cache in turn (waiting for its owner's operation in progress, if any),
-    /// gives back its spans and lets go. Returns the longest claim.
+    /// Has each cache's spans given back in turn ([`CacheShared::flush`]). Returns the longest
+    /// one took.
     fn flush_caches(&self) -> std::time::Duration {
         let mut longest = std::time::Duration::ZERO;
         for c in self.cache_list() {
             let t = std::time::Instant::now();
-            c.flush_if_idle(self);
+            c.flush(self);
             longest = longest.max(t.elapsed());
         }
         longest

@@ -12,18 +12,23 @@
 //!
 //! Allocation happens inside a [`CacheOp`] ([`ThreadCache::op`]): the owner writes an odd value
 //! to its `op_word` on entry and the next even value on exit. The collector needs two things
-//! from caches, and gets both from that word plus a `claimed` flag:
+//! from caches, and gets both from that word plus a `claim` word:
 //!
 //! - **Wait for operations in progress** (after it publishes a new allocation state, such as
 //!   "allocate black" or a new sweep generation): it reads `op_word`; if odd, it waits until
 //!   the value changes. Every operation that starts later reads the new state.
-//! - **Use an idle thread's cache** (to give back its spans at sweep start, so a thread that
-//!   sleeps forever does not pin unswept spans): it sets `claimed`, runs a heavy fence, and
-//!   waits until `op_word` is even; the owner, on entry, stores its odd value, runs a light
-//!   fence and reads `claimed`; if set, it backs out (storing the next even value) and waits.
-//!   Dekker's argument with `sync::asymmetric` fences: either the owner sees the
-//!   claim, or the collector sees the owner busy and waits for it. The owner's fast path pays
-//!   two plain stores, two loads and a compiler fence (where `membarrier` is available).
+//! - **Have a cache's spans given back** (at mark setup, so that root enumeration sees every
+//!   span, and at sweep start, so a thread that sleeps forever does not pin unswept spans): it
+//!   stores `FLUSH_ASKED` in `claim`, runs a heavy fence, and waits until `op_word` is even;
+//!   the owner, on entry, stores its odd value, runs a light fence and reads `claim`. Dekker's
+//!   argument with `sync::asymmetric` fences: either the owner sees the request, or the
+//!   collector sees the owner busy and waits for it. Then both may try to move the word on with
+//!   a compare-and-swap from `FLUSH_ASKED`: the owner to `OWNER_FLUSHING` (it gives its spans
+//!   back inside its operation, stores `FREE` and goes on: a busy owner never waits), the
+//!   collector to `HELD` (it gives them back itself, while the owner stays out, and stores
+//!   `FREE`). Exactly one wins. A stopped world stores `HELD` directly; an owner that finds
+//!   `HELD` backs out (storing the next even value) and waits. The owner's fast path pays two
+//!   plain stores, two loads and a compiler fence (where `membarrier` is available).
 //!
 //! # Thread exit
 //!
@@ -32,7 +37,7 @@
 
 use core::fmt;
 
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use crate::sync::{asymmetric, yield_now, Arc, Backoff, UnsafeCell};
 
 use super::addr::{Address, PAGE_SIZE};
@@ -142,10 +147,21 @@ struct CacheLocal {
 pub(crate) struct CacheShared {
     /// Odd while the owner is inside an operation; written by the owner only.
     op_word: AtomicU64,
-    /// Set while the collector holds the cache.
-    claimed: AtomicBool,
+    /// [`FREE`], [`FLUSH_ASKED`], [`HELD`] or [`OWNER_FLUSHING`]: see the module docs.
+    claim: AtomicU8,
     local: UnsafeCell<CacheLocal>,
 }
+
+/// Nobody but the owner uses the cache.
+const FREE: u8 = 0;
+/// The collector wants the cache's spans back; whichever of it and the owner moves the word on
+/// first (compare-and-swap) gives them back.
+const FLUSH_ASKED: u8 = 1;
+/// The collector holds the cache: the owner stays out of operations until it lets go.
+const HELD: u8 = 2;
+/// The owner, inside an operation, is giving back its spans for the collector; it stores
+/// [`FREE`] when done.
+const OWNER_FLUSHING: u8 = 3;
 
 // SAFETY: `local` is only accessed by whoever holds the cache per the op/claim protocol in the
 // module docs (the owner inside an operation, or the collector holding a claim), never both;
@@ -157,35 +173,67 @@ unsafe impl Send for CacheShared {}
 impl CacheShared {
     /// The owner's entry: see the module docs.
     #[inline(always)]
-    fn enter(&self) {
+    fn enter(&self, heap: &HeapShared) {
         let v = self.op_word.load(Ordering::Relaxed);
         debug_assert!(v & 1 == 0, "nested cache operation");
         self.op_word.store(v + 1, Ordering::Relaxed);
         asymmetric::light();
-        if self.claimed.load(Ordering::Acquire) {
-            self.enter_contended(v);
+        if self.claim.load(Ordering::Acquire) != FREE {
+            self.enter_contended(heap, v);
         }
     }
 
-    /// The collector holds the cache (it is giving back its spans): wait until it lets go,
-    /// charging the wait to the thread's `thread_gc_time`.
+    /// The collector wants the cache: give its spans back ourselves if it only asked for them,
+    /// else wait until it lets go. Either is charged to the thread's `thread_gc_time`.
     #[cold]
-    fn enter_contended(&self, mut v: u64) {
+    fn enter_contended(&self, heap: &HeapShared, mut v: u64) {
         let start = std::time::Instant::now();
         loop {
-            // Back out, wait for the collector to let go, and try again.
+            // Inside an operation (odd `v + 1` stored, light fence, then this load).
+            match self.claim.load(Ordering::Acquire) {
+                FREE => break,
+                FLUSH_ASKED => {
+                    if self.take_flush() {
+                        // SAFETY: inside our own operation, with the word moved to
+                        // `OWNER_FLUSHING`, the collector stays away from `local` (module docs).
+                        self.local.with_mut(|l| unsafe { (*l).release_all(heap) });
+                        self.claim.store(FREE, Ordering::Release);
+                        break;
+                    }
+                    // The collector took it first (`HELD`): look again.
+                    continue;
+                }
+                _ => {}
+            }
+            // Held by the collector: back out, wait for it to let go, and try again.
             v += 2;
             self.op_word.store(v, Ordering::Release);
-            while self.claimed.load(Ordering::Acquire) {
+            while self.claim.load(Ordering::Acquire) == HELD {
                 yield_now();
             }
             self.op_word.store(v + 1, Ordering::Relaxed);
             asymmetric::light();
-            if !self.claimed.load(Ordering::Acquire) {
-                break;
-            }
         }
         crate::stats::charge_thread(start.elapsed());
+    }
+
+    /// The owner's side of a flush request: moves `FLUSH_ASKED` to `OWNER_FLUSHING`; false if
+    /// the collector moved it first.
+    fn take_flush(&self) -> bool {
+        // A seeded mutant for the loom models: the owner takes the flush with a plain store, so
+        // it can give the spans back while the collector, having won the word, does the same.
+        if cfg!(gc_core_mutant = "flush") {
+            self.claim.store(OWNER_FLUSHING, Ordering::Relaxed);
+            return true;
+        }
+        self.claim
+            .compare_exchange(
+                FLUSH_ASKED,
+                OWNER_FLUSHING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            )
+            .is_ok()
     }
 
     #[inline(always)]
@@ -205,22 +253,43 @@ impl CacheShared {
         }
     }
 
-    /// Collector side: claims the cache (waiting for the owner's current operation to end),
-    /// gives back all its spans, and lets go.
-    pub(crate) fn flush_if_idle(&self, heap: &HeapShared) {
-        self.claim();
+    /// Collector side: has the cache's spans given back, by the owner if it starts an
+    /// operation meanwhile (it does so at once, and never waits), else by us, holding the cache
+    /// for that long.
+    pub(crate) fn flush(&self, heap: &HeapShared) {
+        self.claim.store(FLUSH_ASKED, Ordering::Relaxed);
         asymmetric::heavy();
-        self.wait_claimed();
-        // SAFETY: the claim is held and the owner is outside any operation.
-        unsafe { self.flush_claimed(heap) };
-        self.unclaim();
+        let mut backoff = Backoff::default();
+        loop {
+            match self.claim.load(Ordering::Acquire) {
+                // The owner gave them back.
+                FREE => return,
+                // The owner may be in an operation from before our request: once it is out, the
+                // next one sees the request (the heavy fence), and the word decides who flushes.
+                FLUSH_ASKED if self.op_word.load(Ordering::Acquire) & 1 == 0 => {
+                    if self
+                        .claim
+                        .compare_exchange(FLUSH_ASKED, HELD, Ordering::Acquire, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        // SAFETY: `HELD` is ours and the owner was outside any operation after
+                        // our request: it stays out until we let go.
+                        unsafe { self.flush_claimed(heap) };
+                        self.unclaim();
+                        return;
+                    }
+                }
+                // The owner is flushing, or still in its operation.
+                _ => backoff.snooze(),
+            }
+        }
     }
 
-    /// Collector side: sets the claim flag. The caller runs a heavy fence and
+    /// Collector side: holds the cache (for a stopped world). The caller runs a heavy fence and
     /// [`CacheShared::wait_claimed`] before touching the cache (several caches can share one
     /// fence).
     pub(crate) fn claim(&self) {
-        self.claimed.store(true, Ordering::Relaxed);
+        self.claim.store(HELD, Ordering::Relaxed);
     }
 
     /// Collector side: after [`CacheShared::claim`] and a heavy fence, waits until the owner is
@@ -234,7 +303,7 @@ impl CacheShared {
 
     /// Collector side: lets the owner back in.
     pub(crate) fn unclaim(&self) {
-        self.claimed.store(false, Ordering::Release);
+        self.claim.store(FREE, Ordering::Release);
     }
 
     /// Gives back every span of a claimed cache.
@@ -323,7 +392,7 @@ impl ThreadCache {
         let shared = Arc::new(CacheShared {
             op_word: AtomicU64::new(0),
             // `register_cache` sets the claim if the world is stopped right now.
-            claimed: AtomicBool::new(false),
+            claim: AtomicU8::new(FREE),
             local: UnsafeCell::new(CacheLocal {
                 seen: heap.load_state(),
                 classes: [CachedSpan::EMPTY; NUM_SPAN_CLASSES],
@@ -338,7 +407,7 @@ impl ThreadCache {
     /// this cache and waits for the operation before it changes the allocation state.
     #[inline(always)]
     pub fn op(&mut self) -> CacheOp<'_> {
-        self.shared.enter();
+        self.shared.enter(&self.heap);
         CacheOp { cache: self }
     }
 

@@ -548,24 +548,25 @@ model_test! {
 }
 
 model_test! {
-    /// (i) Mark setup's cache flush races the cache's owner, which allocates.
+    /// (i) The cache flushes of mark setup and sweep start race the cache's owner, which
+    /// allocates.
     ///
-    /// The allocator's first allocation makes its cache take a span; mark setup then asks every
-    /// cache for its spans. If the allocator starts its next operation after the request, it
-    /// gives them back itself and goes on; if not, the collector does, holding the cache while
-    /// the owner is out of operations. The word the two compare-and-swap decides which: were the
-    /// owner to take the request without it, both could give the spans back at once, a
-    /// concurrent use of the cache's state that loom reports. Both objects must survive the
-    /// cycle (the second is allocated black, in a span taken before or after the flush).
+    /// The allocator's first allocation makes its cache take a span; mark setup, then sweep
+    /// start, ask every cache for its spans. If the allocator starts an operation after a
+    /// request, it gives them back itself and goes on; if not, the collector does, holding the
+    /// cache while the owner is out of operations. The word the two compare-and-swap decides
+    /// which: were the owner to take the request without it, both could give the spans back at
+    /// once, a concurrent use of the cache's state that loom reports. Both objects must survive
+    /// the cycle (the second may be allocated black, in a span taken before or after a flush).
     catches ["flush"] expecting "Causality violation";
     fn i_cache_flush_races_its_owner() {
         model("i (cache flush vs its owner)", || {
             let mut cycle = Cycle::start();
             let allocator = thread::spawn(|| (node(), leaf()));
             cycle.mark_setup();
-            let (n, l) = allocator.join().unwrap();
             cycle.mark();
             cycle.mark_termination();
+            let (n, l) = allocator.join().unwrap();
             cycle.sweep();
             n.canary.alive();
             l.canary.alive();

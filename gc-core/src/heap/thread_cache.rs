@@ -257,7 +257,9 @@ impl CacheShared {
     /// operation meanwhile (it does so at once, and never waits), else by us, holding the cache
     /// for that long.
     pub(crate) fn flush(&self, heap: &HeapShared) {
-        self.claim.store(FLUSH_ASKED, Ordering::Relaxed);
+        // Release: an owner that takes the request (an acquire) must see the cache as our last
+        // flush or stopped world left it, even if it never read the `FREE` stored then.
+        self.claim.store(FLUSH_ASKED, Ordering::Release);
         asymmetric::heavy();
         let mut backoff = Backoff::default();
         loop {

@@ -2066,6 +2066,66 @@ mod tests {
         heap.verify();
     }
 
+    /// Black allocation marks a cache's current word at once (`premark`): every object
+    /// allocated in black is marked, none allocated before is, a tiny block from before the
+    /// switch is not reused, and the marks of slots never handed out are taken back when the
+    /// cache gives its spans back (a marked free slot would come out of the sweep allocated).
+    #[test]
+    fn black_allocation_marks_whole_words_and_takes_back_the_rest() {
+        let heap = Heap::default();
+        let mut cache = heap.cache();
+        // A word part used in white, and a white tiny block.
+        let white = alloc_n(&mut cache, 16, 10);
+        // SAFETY: tiny objects have no drop and no handles.
+        let white_tiny = unsafe { cache.op().alloc_tiny(4, 4) }.unwrap();
+        heap.set_black(true);
+        // The rest of that word and several more.
+        let black = alloc_n(&mut cache, 16, 200);
+        // SAFETY: as above.
+        let black_tiny = unsafe { cache.op().alloc_tiny(4, 4) }.unwrap();
+        let block = |a: Address| a.as_usize() / TINY_BLOCK;
+        assert_ne!(
+            block(black_tiny),
+            block(white_tiny),
+            "a white tiny block was reused in black"
+        );
+        // The objects are allocated and no sweep is in progress: `is_marked` may look.
+        let marked = |a: Address| {
+            // SAFETY: as just said.
+            unsafe { heap.is_marked(a) }
+        };
+        for a in &white {
+            assert!(!marked(*a), "{a:?} allocated in white is marked");
+        }
+        assert!(!marked(white_tiny));
+        for a in black.iter().chain([&black_tiny]) {
+            assert!(marked(*a), "{a:?} allocated in black is not marked");
+        }
+        heap.flush_caches();
+        // Exactly the black objects (and the black tiny block) are marked: no free slot is.
+        let mut spans: Vec<*const Span> = white
+            .iter()
+            .chain(&black)
+            .chain([&white_tiny, &black_tiny])
+            // SAFETY: allocated, so their spans are alive.
+            .map(|a| unsafe { Heap::span_of(*a) }.unwrap() as *const Span)
+            .collect();
+        spans.sort();
+        spans.dedup();
+        // SAFETY: the spans hold live objects.
+        let marks: usize = spans
+            .iter()
+            .map(|s| unsafe { &**s }.mark_bits.count_ones())
+            .sum();
+        assert_eq!(marks, black.len() + 1);
+        heap.verify();
+        heap.set_black(false);
+        heap.begin_sweep();
+        heap.finish_sweep();
+        heap.verify();
+        assert_eq!(heap.stats().objects, black.len() + 1);
+    }
+
     #[test]
     fn tiny_objects_share_blocks_and_live_as_one() {
         let heap = Heap::default();

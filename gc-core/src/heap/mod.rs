@@ -177,6 +177,11 @@ impl PendingDrops {
     /// Spare chunks kept at most (8 KiB each).
     const SPARE: usize = 64;
 
+    /// `n` empty chunks, for [`PendingDrops::push`]'s `fresh` (allocated outside the lock).
+    fn fresh_chunks(n: usize) -> impl Iterator<Item = Vec<PendingDrop>> {
+        (0..n).map(|_| Vec::with_capacity(Self::CHUNK))
+    }
+
     /// Queues `queued`, taking new chunks from the spares and then from `fresh`. Queues nothing
     /// and returns how many chunks are missing if there are not enough: the caller allocates
     /// them outside the lock and tries again.
@@ -1094,9 +1099,7 @@ impl HeapShared {
             let pushed = self.pending.lock().push(queued, &mut fresh);
             match pushed {
                 Ok(()) => return,
-                Err(missing) => {
-                    fresh.extend((0..missing).map(|_| Vec::with_capacity(PendingDrops::CHUNK)))
-                }
+                Err(missing) => fresh.extend(PendingDrops::fresh_chunks(missing)),
             }
         }
     }
@@ -1860,7 +1863,7 @@ mod tests {
                 while let Err(missing) = q.push(&queued, &mut fresh) {
                     assert!(missing > 0);
                     let len = q.len;
-                    fresh.extend((0..missing).map(|_| Vec::with_capacity(PendingDrops::CHUNK)));
+                    fresh.extend(PendingDrops::fresh_chunks(missing));
                     assert_eq!(q.len, len);
                 }
             }
